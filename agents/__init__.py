@@ -1,0 +1,1 @@
+"""Agents that act on the EdgeSplit environments through the Gymnasium API."""
