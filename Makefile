@@ -22,5 +22,18 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
+# Re-measure the shipped model profiles. The ImageNet-scale models need torchvision, which
+# only imports beside torch 2.14.1, so they are profiled in a separate venv (5.5 GB).
+PROFILES_VENV := .venv-profiles
+$(PROFILES_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PROFILES_VENV)
+	$(PROFILES_VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 networkx numpy tqdm pyyaml
+	$(PROFILES_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+profiles: $(STAMP) $(PROFILES_VENV)/.installed
+	$(PY) scripts/profile_models.py --models splitplace_mnist_layer splitplace_fashionmnist_layer splitplace_cifar100_layer splitplace_mnist_semantic splitplace_fashionmnist_semantic splitplace_cifar100_semantic
+	$(PROFILES_VENV)/bin/python scripts/profile_models.py --models resnet18 resnet50 mobilenet_v2 mobilenet_v1 vgg16
+
 clean:
 	rm -rf $(VENV) .pytest_cache

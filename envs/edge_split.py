@@ -1,0 +1,177 @@
+"""EdgeSplit: split a DNN and place its fragments on a simulated heterogeneous edge cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from envs.dnn.plan import SplitPlan
+from envs.observation import ActionTable, ObservationBuilder
+from envs.reward import reward_parts
+from envs.scenarios import DEFAULT_SCENARIO, Scenario, load_scenario
+from envs.sim.engine import ClusterSimulator
+
+
+class EdgeSplitEnv(gym.Env):
+    """One decision per arriving DNN job: how to split the model and where to run each fragment.
+
+    **Step = one decision for one arriving job** (event-driven).  ``step(action)``
+    submits the waiting job with the split plan and placement the action names,
+    then the simulator runs until the next job arrives.  The reward of a step is
+    what the jobs that finished or failed since the previous step earned
+    (:mod:`envs.reward`; SplitPlace's ``0.5 [met deadline] + 0.5 * 10 * max(0,
+    accuracy - 0.9)`` per job by default).  Episodes never terminate; they are
+    truncated once simulated time passes the scenario's ``horizon_s`` (the last
+    observation then has zero job entries).
+
+    Observation: a flat ``float32`` Box, per-node load, memory, state and
+    bandwidth followed by the job (layout: :class:`envs.observation.ObservationBuilder`).
+    Action: ``MultiDiscrete([5 families, variants, nodes x fragment slots])``
+    (:class:`envs.observation.ActionTable`); :meth:`action_masks` gives the flat
+    mask sb3-contrib's MaskablePPO takes; :meth:`decode_action` and
+    :meth:`encode_action` translate between actions and (plan, placement).
+
+    An action that cannot run (a family without plans for the app, a fragment
+    on a down node or where its memory does not fit) is not a crash: the job is
+    rejected at once, counted as failed with reason ``"infeasible"``, and costs
+    ``reward.infeasible_penalty`` in the same step.
+
+    ``info`` holds only plain scalars: the reward parts (``reward_sla``,
+    ``reward_accuracy``, ``reward_energy``, ``reward_penalty``), the jobs
+    resolved this step (``jobs_finished``, ``jobs_failed``, ``jobs_met_deadline``,
+    ``jobs_infeasible``), whether this step's action was rejected
+    (``action_infeasible``), the episode's running counts (``arrived``, ``finished``,
+    ``failed``, ``in_flight``, ``infeasible``; arrived = finished + failed + in_flight),
+    ``energy_j`` (cluster energy so far, joules) and ``time_s`` (simulated time).
+
+    Args:
+        scenario: a name from ``envs/scenarios`` or a path to a scenario YAML file.
+        config: overrides of the scenario's settings (see :mod:`envs.scenarios`).
+
+    There is no rendering (no ``render_mode`` argument).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, scenario: str = DEFAULT_SCENARIO, config: Mapping[str, Any] | None = None):
+        self.scenario: Scenario = load_scenario(scenario, config)
+        self.simulator = ClusterSimulator(self.scenario.simulator, np.random.default_rng(0))
+        nodes = self.scenario.simulator.nodes
+        self.actions = ActionTable(self.scenario.plans, len(nodes))
+        app_configs = {app.name: app for app in self.scenario.simulator.workload.apps}
+        apps = self.actions.apps
+        self.observations = ObservationBuilder(
+            apps=apps,
+            app_serial_latency_s=[
+                min(sum(f.reference_latency_s for f in p.fragments) for p in self.scenario.plans[app]) for app in apps
+            ],
+            app_items=[app_configs[app].items for app in apps],
+            app_input_bytes=[app_configs[app].input_bytes for app in apps],
+            node_usable_memory_bytes=np.array([node.device.usable_memory_bytes for node in nodes]),
+            fastest_speed_factor=max(node.device.speed_factor for node in nodes),
+            scales=self.scenario.observation,
+        )
+        self.observation_space = self.observations.space
+        self.action_space = self.actions.space
+        self._reward_weights = self.scenario.reward
+        self._job = None
+        self._snapshot = None
+        self._outcomes: list = []
+        self._masks: np.ndarray | None = None
+
+    # -- Gymnasium API ----------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._job = self.simulator.reset(self.np_random)
+        self._outcomes = []
+        self._snapshot = self.simulator.snapshot()
+        self._masks = None
+        info = self._info(reward_parts((), self._reward_weights), rejected=False)
+        return self.observations.build(self._snapshot, self._job), info
+
+    def step(self, action):
+        job = self._job
+        if job is None:
+            raise RuntimeError("the episode is over (truncated): call reset() first")
+        simulator = self.simulator
+        plan, placement = self.actions.submission(action, job.app)
+        infeasible_before = simulator.infeasible
+        simulator.submit(job, plan, placement)
+        rejected = simulator.infeasible > infeasible_before
+        self._job = simulator.advance_to_next_arrival()
+        self._outcomes = simulator.pop_outcomes()
+        parts = reward_parts(self._outcomes, self._reward_weights)
+        self._snapshot = simulator.snapshot()
+        self._masks = None
+        observation = self.observations.build(self._snapshot, self._job)
+        return observation, parts.total, False, self._job is None, self._info(parts, rejected)
+
+    def action_masks(self) -> np.ndarray:
+        """Flat boolean mask for the waiting job: families, then variants, then nodes per fragment slot."""
+        if self._masks is None:
+            if self._job is None:
+                raise RuntimeError("no job is waiting for a decision: call reset() first")
+            snapshot = self._snapshot
+            self._masks = self.actions.masks(self._job.app, snapshot.free_memory_bytes, snapshot.up)
+        return self._masks.copy()
+
+    # -- helpers for heuristic agents -------------------------------------------------------------
+
+    @property
+    def job(self):
+        """The job waiting for a decision (``envs.sim.types.Job``), None once the episode is over."""
+        return self._job
+
+    @property
+    def snapshot(self):
+        """The cluster when the waiting job arrived (``envs.sim.types.ClusterSnapshot``)."""
+        return self._snapshot
+
+    @property
+    def last_outcomes(self) -> tuple:
+        """How the jobs resolved during the last step ended (``envs.sim.types.JobOutcome``), in order."""
+        return tuple(self._outcomes)
+
+    def plans(self) -> tuple[SplitPlan, ...]:
+        """The split plans the waiting job may run with, in action order."""
+        return self.actions.plans(self._waiting_job().app)
+
+    def decode_action(self, action) -> tuple[SplitPlan | None, tuple[int, ...]]:
+        """(plan, node per fragment) that ``action`` names for the waiting job (plan None: no such family)."""
+        return self.actions.decode(action, self._waiting_job().app)
+
+    def encode_action(self, plan: SplitPlan, placement: Sequence[int]) -> np.ndarray:
+        """The action that runs the waiting job with ``plan`` and ``placement`` (one node per fragment)."""
+        return self.actions.encode(plan, placement, self._waiting_job().app)
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _waiting_job(self):
+        if self._job is None:
+            raise RuntimeError("no job is waiting for a decision: call reset() first")
+        return self._job
+
+    def _info(self, parts, rejected: bool) -> dict[str, Any]:
+        simulator = self.simulator
+        return {
+            "reward_sla": parts.sla,
+            "reward_accuracy": parts.accuracy,
+            "reward_energy": parts.energy,
+            "reward_penalty": parts.penalty,
+            "jobs_finished": parts.jobs_finished,
+            "jobs_failed": parts.jobs_failed,
+            "jobs_met_deadline": parts.jobs_met_deadline,
+            "jobs_infeasible": parts.jobs_infeasible,
+            "action_infeasible": rejected,
+            "arrived": simulator.arrived,
+            "finished": simulator.finished,
+            "failed": simulator.failed,
+            "in_flight": simulator.in_flight,
+            "infeasible": simulator.infeasible,
+            "energy_j": simulator.energy_j,
+            "time_s": simulator.time_s,
+        }
