@@ -50,13 +50,13 @@ def plans_of_family(view: EnvView, family: str) -> list[SplitPlan]:
 
 
 def estimated_completion_s(view: EnvView, plan: SplitPlan) -> float:
-    """Seconds from now until ``plan`` would finish with the fastest-finish placement."""
+    """Simulated time at which ``plan`` would complete with the fastest-finish placement, seconds."""
     return view.estimate_completion_s(plan, fastest_finish_placement(view, plan))
 
 
 def _within_deadline(view: EnvView, plan: SplitPlan) -> bool:
     job = view.job
-    return estimated_completion_s(view, plan) <= job.arrival_s + job.deadline_s - view.time_s
+    return estimated_completion_s(view, plan) <= job.arrival_s + job.deadline_s
 
 
 class RandomSplit(SplitSelector):

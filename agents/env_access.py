@@ -17,8 +17,6 @@ from envs.dnn.plan import FAMILIES, Fragment, SplitPlan
 from envs.observation import JOB_FEATURES, NODE_FEATURES
 from envs.reward import reward_parts
 
-_RECORDED = "_agents_last_outcomes"
-
 
 @dataclass(frozen=True)
 class JobOutcomes:
@@ -39,21 +37,6 @@ class JobOutcomes:
         return len(self.job_ids)
 
 
-def _record_outcomes(simulator) -> None:
-    """Keep what ``simulator.pop_outcomes`` returned last (until the env exposes it itself)."""
-    if hasattr(simulator, _RECORDED):
-        return
-    pop_outcomes = simulator.pop_outcomes
-    setattr(simulator, _RECORDED, [])
-
-    def recording_pop_outcomes():
-        outcomes = pop_outcomes()
-        setattr(simulator, _RECORDED, list(outcomes))
-        return outcomes
-
-    simulator.pop_outcomes = recording_pop_outcomes
-
-
 class EnvView:
     """Read access to an EdgeSplit environment for agents (see the module docstring).
 
@@ -66,7 +49,6 @@ class EnvView:
         self.env = env.unwrapped
         self.observation = observation
         self._snapshot = None
-        _record_outcomes(self.env.simulator)
 
     # -- the job and its plans -------------------------------------------------------------------
 
@@ -74,11 +56,6 @@ class EnvView:
     def job(self):
         """The job waiting for a decision (``envs.sim.types.Job``)."""
         return self.env.job
-
-    @property
-    def time_s(self) -> float:
-        """Simulated time now, seconds."""
-        return float(self.env.snapshot.time_s)
 
     def plans(self) -> tuple[SplitPlan, ...]:
         """Plans of the waiting job's app, in action order."""
@@ -188,7 +165,7 @@ class EnvView:
 
     def last_outcomes(self) -> JobOutcomes:
         """Jobs resolved during the last ``step``, with each job's reward under the scenario's weights."""
-        outcomes = getattr(self.env.simulator, _RECORDED)
+        outcomes = self.env.last_outcomes
         weights = self.env.scenario.reward
         return JobOutcomes(
             job_ids=tuple(o.job_id for o in outcomes),

@@ -54,11 +54,17 @@ class Agent(ABC):
 
     def learn(self, env, total_steps: int, seed: int = 0, callback: StepCallback | None = None,
               start_step: int = 0) -> int:
-        """Play episodes (seeds ``seed``, ``seed + 1``, ...) with online updates until
-        ``total_steps``; returns the step count reached."""
-        step, episode = start_step, 0
-        observation, _ = env.reset(seed=seed)
-        self.start_episode(seed)
+        """Play episodes (seeds ``seed``, ``seed + 1``, ...) with online updates until step
+        ``total_steps``; returns the step count reached.  A later call on the same env
+        continues the episode this one stopped in (training in chunks between checkpoints)."""
+        live = getattr(self, "_live_episode", None)
+        if live is not None and live[0] is env:
+            _, observation, episode = live
+        else:
+            episode = 0
+            observation, _ = env.reset(seed=seed)
+            self.start_episode(seed)
+        step = start_step
         while step < total_steps:
             action = self.predict(observation, env)
             observation, reward, terminated, truncated, info = env.step(action)
@@ -71,6 +77,7 @@ class Agent(ABC):
                 episode += 1
                 observation, _ = env.reset(seed=seed + episode)
                 self.start_episode(seed + episode)
+        self._live_episode = (env, observation, episode)
         return step
 
     def state_dict(self) -> dict[str, Any]:

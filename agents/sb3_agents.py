@@ -58,8 +58,8 @@ class _StepBridge(BaseCallback):
         self.callback = callback
 
     def _on_step(self) -> bool:
-        done = bool(self.locals["dones"][0])
-        return self.callback(self.num_timesteps, float(self.locals["rewards"][0]), self.locals["infos"][0], done) is not False
+        reward, info, done = float(self.locals["rewards"][0]), self.locals["infos"][0], bool(self.locals["dones"][0])
+        return self.callback(self.num_timesteps, reward, info, done) is not False
 
 
 class SB3Agent(Agent):

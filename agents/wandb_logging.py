@@ -156,5 +156,5 @@ def read_offline_run(run_folder: str | Path, timeout_s: float = 30.0) -> Offline
 
 
 def offline_run_folders(parent: str | Path) -> list[Path]:
-    """Offline run folders under ``parent/wandb``, oldest first."""
+    """Offline run folders under ``parent/wandb``, sorted by name (start time to the second, then run id)."""
     return sorted(Path(parent).glob("wandb/offline-run-*"))

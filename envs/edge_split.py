@@ -8,11 +8,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.dnn.plan import SplitPlan
+from envs.dnn.plan import FAMILIES, SplitPlan
 from envs.observation import ActionTable, ObservationBuilder
 from envs.reward import reward_parts
 from envs.scenarios import DEFAULT_SCENARIO, Scenario, load_scenario
 from envs.sim.engine import ClusterSimulator
+from envs.sim.types import ClusterSnapshot
 
 
 class EdgeSplitEnv(gym.Env):
@@ -27,8 +28,9 @@ class EdgeSplitEnv(gym.Env):
     truncated once simulated time passes the scenario's ``horizon_s`` (the last
     observation then has zero job entries).
 
-    Observation: a flat ``float32`` Box, per-node load, memory, state and
-    bandwidth followed by the job (layout: :class:`envs.observation.ObservationBuilder`).
+    Observation: a flat ``float32`` Box, per-node load, link backlogs, memory,
+    state and bandwidth followed by the job (layout:
+    :class:`envs.observation.ObservationBuilder`).
     Action: ``MultiDiscrete([5 families, variants, nodes x fragment slots])``
     (:class:`envs.observation.ActionTable`); :meth:`action_masks` gives the flat
     mask sb3-contrib's MaskablePPO takes; :meth:`decode_action` and
@@ -36,8 +38,9 @@ class EdgeSplitEnv(gym.Env):
 
     An action that cannot run (a family without plans for the app, a fragment
     on a down node or where its memory does not fit) is not a crash: the job is
-    rejected at once, counted as failed with reason ``"infeasible"``, and costs
-    ``reward.infeasible_penalty`` in the same step.
+    rejected at once (``ClusterSimulator.reject`` resp. ``submit``), counted as
+    failed with reason ``"infeasible"``, and costs ``reward.infeasible_penalty``
+    in the same step.
 
     ``info`` holds only plain scalars: the reward parts (``reward_sla``,
     ``reward_accuracy``, ``reward_energy``, ``reward_penalty``), the jobs
@@ -78,7 +81,7 @@ class EdgeSplitEnv(gym.Env):
         self.action_space = self.actions.space
         self._reward_weights = self.scenario.reward
         self._job = None
-        self._snapshot = None
+        self._snapshot = None  # taken when asked for
         self._outcomes: list = []
         self._masks: np.ndarray | None = None
 
@@ -88,35 +91,34 @@ class EdgeSplitEnv(gym.Env):
         super().reset(seed=seed)
         self._job = self.simulator.reset(self.np_random)
         self._outcomes = []
-        self._snapshot = self.simulator.snapshot()
-        self._masks = None
+        self._snapshot = self._masks = None
         info = self._info(reward_parts((), self._reward_weights), rejected=False)
-        return self.observations.build(self._snapshot, self._job), info
+        return self.observations.build(self.simulator, self._job), info
 
     def step(self, action):
         job = self._job
         if job is None:
             raise RuntimeError("the episode is over (truncated): call reset() first")
         simulator = self.simulator
-        plan, placement = self.actions.submission(action, job.app)
-        infeasible_before = simulator.infeasible
-        simulator.submit(job, plan, placement)
-        rejected = simulator.infeasible > infeasible_before
+        plan, placement = self.actions.decode(action, job.app)
+        if plan is None:  # the app has no plan in the chosen family
+            simulator.reject(job, FAMILIES[int(action[0])])
+            rejected = True
+        else:
+            rejected = not simulator.submit(job, plan, placement)
         self._job = simulator.advance_to_next_arrival()
         self._outcomes = simulator.pop_outcomes()
         parts = reward_parts(self._outcomes, self._reward_weights)
-        self._snapshot = simulator.snapshot()
-        self._masks = None
-        observation = self.observations.build(self._snapshot, self._job)
+        self._snapshot = self._masks = None  # taken when asked for: nothing changes until the next step
+        observation = self.observations.build(simulator, self._job)
         return observation, parts.total, False, self._job is None, self._info(parts, rejected)
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask for the waiting job: families, then variants, then nodes per fragment slot."""
         if self._masks is None:
-            if self._job is None:
-                raise RuntimeError("no job is waiting for a decision: call reset() first")
-            snapshot = self._snapshot
-            self._masks = self.actions.masks(self._job.app, snapshot.free_memory_bytes, snapshot.up)
+            simulator = self.simulator
+            self._masks = self.actions.masks(self._waiting_job().app, simulator.free_memory_bytes,
+                                             simulator.up_nodes())
         return self._masks.copy()
 
     # -- helpers for heuristic agents -------------------------------------------------------------
@@ -127,8 +129,10 @@ class EdgeSplitEnv(gym.Env):
         return self._job
 
     @property
-    def snapshot(self):
+    def snapshot(self) -> ClusterSnapshot:
         """The cluster when the waiting job arrived (``envs.sim.types.ClusterSnapshot``)."""
+        if self._snapshot is None:
+            self._snapshot = self.simulator.snapshot()
         return self._snapshot
 
     @property

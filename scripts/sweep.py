@@ -97,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         raise ValueError(f"method {method!r} is not run locally; allowed: grid, random (use W&B's agent for bayes)")
     output = Path(args.output or f"runs/sweeps/{sweep.get('name', Path(args.sweep).stem)}")
-    output.mkdir(parents=True, exist_ok=True)
     commands = [command_line(sweep, values, [f"output_dir={output / f'run-{i}'}"])
                 for i, values in enumerate(combinations)]
     if args.dry_run:
         print("\n".join(" ".join(command) for command in commands))
         return 0
+    output.mkdir(parents=True, exist_ok=True)
 
     def run(index: int) -> int:
         with open(output / f"run-{index}.log", "w", encoding="utf-8") as log:

@@ -4,10 +4,11 @@
         [key.sub=value ...]
 
 Every agent with ``train_steps > 0`` (or only the ``--agent`` labels) is trained
-on the configured scenario (training traces, seeds ``train.seed``, ``+1``, ...),
-with a progress bar, a checkpoint every ``train.checkpoint_every_steps`` and at
-the end (``<output_dir>/<label>/checkpoints``), and an evaluation of the
-checkpoint on validation seeds every ``train.eval_every_steps``.  ``--resume``
+on the configured scenario (training traces; episode seeds ``train.seed``, ``+1``,
+..., or ``train.seed + k``, ... after resuming from step ``k``), with a progress
+bar, a checkpoint every ``train.checkpoint_every_steps`` and at the end
+(``<output_dir>/<label>/checkpoints``), and an evaluation of the checkpoint on
+validation seeds every ``train.eval_every_steps``.  ``--resume``
 continues from the newest checkpoint.  Each agent's run logs its config,
 per-episode metrics and reward parts to W&B (offline by default).
 Overrides use the config's dotted keys, e.g. ``agents.0.train_steps=500``;
@@ -92,8 +93,8 @@ def train_agent(config: ExperimentConfig, agent_config: AgentConfig, resume: boo
     try:
         while step < agent_config.train_steps:
             target = min([agent_config.train_steps] + [(step // every + 1) * every for every in intervals])
-            # SB3 agents learn in chunks up to the next checkpoint; online agents start a new episode per chunk.
-            step = agent.learn(env, target, seed=train.seed + step, callback=log_episode, start_step=step)
+            # learn in chunks up to the next checkpoint; the episode goes on from chunk to chunk
+            step = agent.learn(env, target, seed=train.seed + start_step, callback=log_episode, start_step=step)
             folder = save_checkpoint(agent, config, label, step)
             if train.eval_every_steps and step % train.eval_every_steps == 0:
                 seeds = range(train.validation_seed, train.validation_seed + train.eval_episodes)

@@ -16,12 +16,13 @@ Node means are ``mean_utilisation`` plus a uniform draw in ``+-node_spread``.
 Intervals are sampled lazily, a chunk of intervals (:data:`CHUNK_VALUES`) for
 all nodes at a time, so the values do not depend on the order of queries;
 chunks wholly in the past are dropped (:meth:`BackgroundLoad.forget_before`).
+The ``constant`` process needs no chunks: its per-node values are kept as plain
+lists (:attr:`BackgroundLoad.constant_load`) for the scheduler's hot path.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 from envs.cluster.energy import PowerModel
 from envs.sim.types import BackgroundConfig
@@ -54,6 +55,8 @@ class BackgroundLoad:
         self._interval_s = config.interval_s
         self._chunk_intervals = max(16, CHUNK_VALUES // node_count)
         self._chunk_span_s = config.interval_s * self._chunk_intervals
+        self.constant_load: tuple[list[float], list[float]] | None = None
+        """``constant`` process: per node (slowdown ``1 / (1 - u)``, extra watts ``P(1) - P(u)``); else None."""
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start a fresh realisation drawn from ``rng`` (used by this object only from now on)."""
@@ -69,13 +72,17 @@ class BackgroundLoad:
         self._oldest_chunk = 0
         self._last_index = -1  # the chunk asked for last, and that chunk
         self._last_chunk: _Chunk | None = None
+        self._constant: _Chunk | None = None
+        if config.process == "constant":
+            self._constant = _Chunk(self._node_mean[None, :].copy(), self._power)  # one interval for all time
+            self.constant_load = (self._constant.slowdown[0], self._constant.extra_power_w[0])
 
     def _sample(self, first_interval: int) -> np.ndarray:
         """Utilisation of the intervals of the next chunk, shape (intervals, nodes)."""
         config = self.config
-        if config.process == "constant":
-            values = np.broadcast_to(self._node_mean, (self._chunk_intervals, self._node_count))
-        elif config.process == "ar1":
+        if config.process == "ar1":
+            from scipy.signal import lfilter  # imported on first use: costs 1-3 s in a fresh worker process
+
             noise = self._rng.normal(0.0, config.ar1_noise, (self._chunk_intervals, self._node_count))
             phi = config.ar1_coefficient
             deviation, _ = lfilter([1.0], [1.0, -phi], noise, axis=0, zi=(phi * self._ar1_state)[None, :])
@@ -104,17 +111,23 @@ class BackgroundLoad:
 
     def load(self, node: int, time_s: float) -> tuple[float, float]:
         """(slowdown ``1 / (1 - u)``, extra watts ``P(1) - P(u)`` of running a fragment) of ``node`` at ``time_s``."""
+        if self._constant is not None:
+            return self.constant_load[0][node], self.constant_load[1][node]
         chunk_index, row = divmod(int(time_s / self._interval_s), self._chunk_intervals)
-        chunk = self._chunk(chunk_index)
+        chunk = self._last_chunk if chunk_index == self._last_index else self._chunk(chunk_index)
         return chunk.slowdown[row][node], chunk.extra_power_w[row][node]
 
     def utilisation_vector(self, time_s: float) -> np.ndarray:
         """Background utilisation of every node at ``time_s`` (read-only: a view of internal state)."""
+        if self._constant is not None:
+            return self._constant.utilisation[0]
         chunk_index, row = divmod(int(time_s / self._interval_s), self._chunk_intervals)
         return self._chunk(chunk_index).utilisation[row]
 
     def energy_j(self, start_s: float, end_s: float) -> float:
         """Joules the whole cluster draws at its background utilisation over ``[start_s, end_s]``."""
+        if self._constant is not None:
+            return self._constant.total_power_w[0] * (end_s - start_s)
         interval_s = self._interval_s
         first, last = int(start_s / interval_s), int(end_s / interval_s)
         if first == last:
@@ -130,6 +143,8 @@ class BackgroundLoad:
 
     def forget_before(self, time_s: float) -> None:
         """Drop the chunks that end before ``time_s`` (no later query may ask about them)."""
+        if self._constant is not None:
+            return
         current = int(time_s / self._chunk_span_s)
         while self._oldest_chunk < current:
             self._chunks.pop(self._oldest_chunk, None)

@@ -28,8 +28,6 @@ class PowerModel:
         self._nodes = np.arange(len(curves))
         self.full_power_w: list[float] = self._curves_w[:, -1].tolist()
         """Draw of each node at utilisation 1, watts."""
-        self.idle_power_w: list[float] = self._curves_w[:, 0].tolist()
-        """Draw of each node at utilisation 0, watts."""
 
     def power_w(self, utilisation: np.ndarray) -> np.ndarray:
         """Watts of every node at ``utilisation`` (shape ``(..., nodes)``, values in [0, 1])."""

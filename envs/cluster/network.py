@@ -7,13 +7,20 @@ of its piecewise-constant samples over each step, so the data a link carries per
 step is kept; the period becomes the trace duration rounded up to whole steps),
 and each link starts at its own random whole-step offset drawn at reset.
 
-A transfer of ``b`` bytes from node ``i`` to node ``j`` that may start at ``t``:
-it starts at ``t``, or at the first later step in which both links carry data
-(a 0 Mbit/s sample is a stalled link), and occupies ``i``'s uplink and ``j``'s
-downlink for ``8 b / (min(up_i, down_j) * 1e6)`` seconds, with both bandwidths
-read at its start step; the data arrives one latency (``latency_i + latency_j``)
-after that.  A transfer queues (FIFO) behind earlier ones on both links: each
-link keeps the time until which it is reserved.
+Link model: every link is a FIFO server that keeps the time until which it is
+reserved.  A transfer of ``b`` bytes from node ``i`` to node ``j`` whose data
+exists from ``t`` on starts once both links are free (at ``t`` or later), or at
+the first later step in which both carry data (a 0 Mbit/s sample is a stalled
+link); with both bandwidths read at its start step, it lasts
+``8 b / (min(up_i, down_j) * 1e6)`` seconds (the slower side sets the pace), and
+its data arrives one latency (``latency_i + latency_j``) after that.  Each link
+is reserved only for the time its own rate needs: ``8 b / (up_i * 1e6)`` on the
+uplink, ``8 b / (down_j * 1e6)`` on the downlink.  So a fast port serves several
+slow peers at once (its reservations add up to its capacity over time; the
+instantaneous sum of their rates may briefly exceed it, an approximation), while
+a link as slow as the transfer is busy for all of it.  Two links whose open
+steps never coincide (outage-heavy traces) have the switch relay the data
+(:meth:`Network._send_after_stall`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ import numpy as np
 
 from envs.cluster.traces import BandwidthTrace
 from envs.sim.types import LinkConfig
+
+MEGABITS_PER_BYTE = 8e-6
+"""Mbit in one byte."""
 
 
 def step_means_mbps(trace: BandwidthTrace, step_s: float) -> np.ndarray:
@@ -82,13 +92,14 @@ class Network:
         row_start = np.concatenate(([0], np.cumsum([len(table) for table in tables])[:-1]))
         self._flat_table = np.concatenate(tables)
         self._link_start = row_start[row_of_link]
+        self._positions = np.empty(2 * self.node_count, dtype=np.int64)  # scratch of bandwidth_mbps
 
     def reset(self, rng: np.random.Generator) -> None:
         """Idle links, each starting at an offset (whole steps) drawn from ``rng``."""
         offsets = rng.integers(0, self._length_array)
         self._offset_array = offsets
-        self._links = list(zip(self._steps_mbps, offsets.tolist(), self._length))  # (step means, offset, length)
-        self._cached_step = -1
+        links = list(zip(self._steps_mbps, offsets.tolist(), self._length))  # (step means, offset, length)
+        self._uplinks, self._downlinks = links[: self.node_count], links[self.node_count:]
         self.uplink_busy_until_s = [0.0] * self.node_count
         """Time until which each node's uplink is reserved, seconds."""
         self.downlink_busy_until_s = [0.0] * self.node_count
@@ -103,30 +114,52 @@ class Network:
             start_s = uplink_busy[sender]
         if downlink_busy[receiver] > start_s:
             start_s = downlink_busy[receiver]
-        if transfer_bytes > 0:
-            step_s = self.step_s
-            up_steps, up_offset, up_length = self._links[sender]
-            down_steps, down_offset, down_length = self._links[self.node_count + receiver]
-            step = int(start_s / step_s)
-            while True:
-                up_mbps = up_steps[(step + up_offset) % up_length]
-                down_mbps = down_steps[(step + down_offset) % down_length]
-                mbps = up_mbps if up_mbps < down_mbps else down_mbps
-                if mbps > 0.0:
-                    break
-                step += 1
-                start_s = step * step_s
-            start_s += transfer_bytes * 8e-6 / mbps
-        uplink_busy[sender] = start_s
-        downlink_busy[receiver] = start_s
-        latency_s = self.latency_s
-        return start_s + latency_s[sender] + latency_s[receiver]
+        latency_s = self.latency_s[sender] + self.latency_s[receiver]
+        if transfer_bytes <= 0:
+            uplink_busy[sender] = downlink_busy[receiver] = start_s
+            return start_s + latency_s
+        up_steps, up_offset, up_length = self._uplinks[sender]
+        down_steps, down_offset, down_length = self._downlinks[receiver]
+        step = int(start_s / self.step_s)
+        up_mbps = up_steps[(step + up_offset) % up_length]
+        down_mbps = down_steps[(step + down_offset) % down_length]
+        megabits = transfer_bytes * MEGABITS_PER_BYTE
+        if up_mbps <= 0.0 or down_mbps <= 0.0:
+            return self._send_after_stall(sender, receiver, start_s, megabits) + latency_s
+        uplink_busy[sender] = start_s + megabits / up_mbps
+        downlink_busy[receiver] = start_s + megabits / down_mbps
+        return start_s + megabits / (up_mbps if up_mbps < down_mbps else down_mbps) + latency_s
 
-    def bandwidth_mbps(self, time_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """(uplink, downlink) bandwidth of every node at ``time_s``, Mbit/s (fresh arrays)."""
-        step = int(time_s / self.step_s)
-        if step != self._cached_step:
-            self._cached_mbps = self._flat_table.take(self._link_start + (step + self._offset_array) % self._length_array)
-            self._cached_step = step
-        both = self._cached_mbps.copy()
-        return both[: self.node_count], both[self.node_count:]
+    def _send_after_stall(self, sender: int, receiver: int, start_s: float, megabits: float) -> float:
+        """A transfer that would start at ``start_s``, while one of its links is stalled: it starts at
+        the first later step in which both carry data.  If they never do (their outages and periods keep
+        them apart), the switch relays it: up at the uplink's next open step, down at the downlink's
+        first open step after that, each at its own rate.  Returns when the data is through (latency aside)."""
+        up_steps, up_offset, up_length = self._uplinks[sender]
+        down_steps, down_offset, down_length = self._downlinks[receiver]
+        step = int(start_s / self.step_s)
+        for later in range(step + 1, step + 1 + up_length * down_length):  # both periods passed: never together
+            up_mbps = up_steps[(later + up_offset) % up_length]
+            down_mbps = down_steps[(later + down_offset) % down_length]
+            if up_mbps > 0.0 and down_mbps > 0.0:
+                start_s = later * self.step_s
+                self.uplink_busy_until_s[sender] = start_s + megabits / up_mbps
+                self.downlink_busy_until_s[receiver] = start_s + megabits / down_mbps
+                return start_s + megabits / min(up_mbps, down_mbps)
+        up_step = next(s for s in range(step, step + up_length) if up_steps[(s + up_offset) % up_length] > 0.0)
+        down_step = next(s for s in range(up_step, up_step + down_length)
+                         if down_steps[(s + down_offset) % down_length] > 0.0)
+        up_end_s = max(start_s, up_step * self.step_s) + megabits / up_steps[(up_step + up_offset) % up_length]
+        down_end_s = down_step * self.step_s + megabits / down_steps[(down_step + down_offset) % down_length]
+        self.uplink_busy_until_s[sender] = up_end_s
+        self.downlink_busy_until_s[receiver] = down_end_s
+        return max(up_end_s, down_end_s)
+
+    def bandwidth_mbps(self, time_s: float, out: np.ndarray | None = None) -> np.ndarray:
+        """Bandwidth of every link at ``time_s``, Mbit/s: the nodes' uplinks, then their downlinks
+        (shape ``(2 nodes,)``; written into ``out`` if given, else a fresh array)."""
+        positions = self._positions
+        np.add(self._offset_array, int(time_s / self.step_s), out=positions)
+        np.remainder(positions, self._length_array, out=positions)
+        positions += self._link_start
+        return self._flat_table.take(positions, out=out)

@@ -120,9 +120,27 @@ def _split_dir(split: str, directory: str | Path) -> Path:
     return Path(directory) / split
 
 
-def list_traces(split: str = "train", directory: str | Path = TRACE_DIR) -> list[str]:
-    """Names (file names) of the traces in ``split``, sorted."""
-    return sorted(path.name for path in _split_dir(split, directory).iterdir() if path.is_file())
+TRACE_KINDS = ("hsdpa", "fcc")
+"""Kinds of trace: Norway HSDPA (3G) commutes, FCC fixed broadband (file names ``trace_*``)."""
+
+
+def trace_kind(name: str) -> str:
+    """``"fcc"`` for an FCC fixed-broadband trace (file name ``trace_*``), else ``"hsdpa"``."""
+    return "fcc" if name.startswith("trace_") else "hsdpa"
+
+
+def list_traces(
+    split: str = "train", directory: str | Path = TRACE_DIR, kinds: tuple[str, ...] | list[str] = TRACE_KINDS
+) -> list[str]:
+    """Names (file names) of the traces of the given ``kinds`` in ``split``, sorted."""
+    unknown = [kind for kind in kinds if kind not in TRACE_KINDS]
+    if unknown or isinstance(kinds, str):
+        raise ValueError(f"unknown trace kinds {kinds!r}; allowed: a list drawn from {list(TRACE_KINDS)}")
+    return sorted(
+        path.name
+        for path in _split_dir(split, directory).iterdir()
+        if path.is_file() and trace_kind(path.name) in kinds
+    )
 
 
 @functools.lru_cache(maxsize=None)

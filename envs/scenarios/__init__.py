@@ -10,7 +10,7 @@ key and the allowed ones.
 
 Links: node ``k`` of the cluster gets the traces ``pool[2k mod P]`` (uplink) and
 ``pool[2k+1 mod P]`` (downlink) of its group's pool, the sorted traces of
-``trace_split`` whose file names start with one of ``trace_prefixes``; the
+``trace_split`` of the kinds in ``trace_kinds`` ("hsdpa", "fcc"); the
 simulator starts each link at its own random offset.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from envs.cluster.devices import DeviceType, load_device_catalog
-from envs.cluster.traces import BandwidthTrace, list_traces, load_trace
+from envs.cluster.traces import TRACE_KINDS, BandwidthTrace, list_traces, load_trace
 from envs.dnn.plan import FAMILIES, SplitPlan
 from envs.dnn.planner import SplitPlanner
 from envs.dnn.profile_io import load_profile
@@ -53,7 +53,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "description": "",  # free text: what the scenario stands for
     "nodes": None,  # required: groups of identical nodes in node order, see NODE_GROUP_DEFAULTS
     "trace_split": "train",  # bandwidth traces of envs/profiles/traces/<split>: "train" or "test"
-    "trace_prefixes": [""],  # traces whose file name starts with one of these ("" = all)
+    "trace_kinds": ["hsdpa", "fcc"],  # kinds of trace links use: Norway HSDPA (3G) commutes, FCC fixed broadband
     "bandwidth_scale": 1.0,  # multiplies every trace (the traces are 3G-era: ~1.3 Mbit/s mean)
     "link_latency_s": 0.0,  # one-way latency of each access link, seconds
     "apps": None,  # required: the applications, see APP_DEFAULTS
@@ -73,7 +73,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 NODE_GROUP_DEFAULTS: dict[str, Any] = {
     "device": None,  # required: device type in envs/profiles/devices.yaml
     "count": 1,  # number of nodes of this group
-    "trace_prefixes": None,  # this group's trace pool (None: the scenario's trace_prefixes)
+    "trace_kinds": None,  # this group's trace kinds (None: the scenario's trace_kinds)
     "bandwidth_scale": None,  # this group's trace multiplier (None: the scenario's bandwidth_scale)
     "link_latency_s": None,  # this group's link latency, seconds (None: the scenario's link_latency_s)
     "origin": False,  # jobs come from (and return to) the nodes of this group, uniformly; at least one group
@@ -88,6 +88,9 @@ APP_DEFAULTS: dict[str, Any] = {
     "deadline_step_s": 0.0,  # > 0: deadlines are whole multiples of it; 0: continuous
     "items": 1,  # inputs per job (compute and transfers scale with it)
 }
+
+REQUIRED = {"nodes", "apps", "device", "name", "model", "weight", "deadline_min_s", "deadline_max_s"}
+"""Keys without a default: a scenario, node group or app must set them."""
 
 SECTIONS: dict[str, type] = {
     "arrivals": ArrivalConfig,
@@ -211,13 +214,10 @@ def _with_defaults(entry: object, defaults: Mapping[str, Any], where: str) -> di
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(defaults)}")
     completed = {**defaults, **entry}
-    missing = sorted(key for key, value in completed.items() if value is None and key in _REQUIRED)
+    missing = sorted(key for key, value in completed.items() if value is None and key in REQUIRED)
     if missing:
         raise ValueError(f"{where}: missing required key(s) {missing}")
     return completed
-
-
-_REQUIRED = {"device", "name", "model", "weight", "deadline_min_s", "deadline_max_s"}
 
 
 def _families(families: object) -> tuple[str, ...]:
@@ -245,7 +245,7 @@ def _cluster(settings: Mapping[str, Any]) -> tuple[tuple[NodeConfig, ...], tuple
         count = group["count"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"{where}.count must be an integer >= 1, got {count!r}")
-        pool = _trace_pool(settings["trace_split"], _group_value(group, settings, "trace_prefixes"), where)
+        pool = _trace_pool(settings["trace_split"], _group_value(group, settings, "trace_kinds"), where)
         scale = _group_value(group, settings, "bandwidth_scale")
         latency_s = _group_value(group, settings, "link_latency_s")
         if not isinstance(group["origin"], bool):
@@ -272,12 +272,12 @@ def _device(catalog: Mapping[str, DeviceType], name: object, where: str) -> Devi
     return catalog[name]
 
 
-def _trace_pool(split: str, prefixes: object, where: str) -> list[str]:
-    if isinstance(prefixes, str) or not isinstance(prefixes, Sequence) or not prefixes:
-        raise ValueError(f"{where}: trace_prefixes must be a non-empty list of file-name prefixes, got {prefixes!r}")
-    pool = [name for name in list_traces(split) if name.startswith(tuple(prefixes))]
+def _trace_pool(split: str, kinds: object, where: str) -> list[str]:
+    if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not kinds or set(kinds) - set(TRACE_KINDS):
+        raise ValueError(f"{where}: trace_kinds must be a non-empty list drawn from {list(TRACE_KINDS)}, got {kinds!r}")
+    pool = list_traces(split, kinds=tuple(kinds))
     if not pool:
-        raise ValueError(f"{where}: no trace of split {split!r} starts with one of {list(prefixes)}")
+        raise ValueError(f"{where}: split {split!r} has no trace of the kinds {list(kinds)}")
     return pool
 
 

@@ -5,6 +5,7 @@ import the configuration types from here.
 """
 
 from envs.sim.types import (
+    NODE_VALUES,
     AppConfig,
     ArrivalConfig,
     BackgroundConfig,
@@ -19,6 +20,7 @@ from envs.sim.types import (
 )
 
 __all__ = [
+    "NODE_VALUES",
     "AppConfig",
     "ArrivalConfig",
     "BackgroundConfig",

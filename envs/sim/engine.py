@@ -11,6 +11,12 @@ Conservation holds at every instant: ``arrived == finished + failed + in_flight`
 (a job rejected at submission counts as failed, reason ``"infeasible"``).
 Nothing grows with the number of finished jobs: outcomes are handed out by
 :meth:`ClusterSimulator.pop_outcomes`, totals are running sums.
+
+For speed the per-node state an observation needs lives in one preallocated
+``(len(NODE_VALUES), nodes)`` array (times as absolute busy-until times), kept
+in step with the scheduler's and the network's lists for the nodes a job
+touches; :meth:`ClusterSimulator.node_values` turns a copy of it into values
+relative to now with a handful of vector operations.
 """
 
 from __future__ import annotations
@@ -27,11 +33,31 @@ from envs.cluster.failures import FailureProcess
 from envs.cluster.network import Network
 from envs.dnn.plan import Fragment, SplitPlan
 from envs.sim.schedule import CompiledPlan, Scheduler
-from envs.sim.types import ClusterSnapshot, Job, JobOutcome, SimulatorConfig
+from envs.sim.types import NODE_VALUES, ClusterSnapshot, Job, JobOutcome, SimulatorConfig
 from envs.workload.apps import JobStream
 
 PLAN_CACHE_SIZE = 4096
 """Compiled plans kept (by plan object); the cache is emptied when it is full."""
+
+STREAMS = ("workload", "background", "failures", "network", "exits")
+"""Independent random streams of an episode, each seeded from the generator given to ``reset``."""
+
+(_QUEUED, _UPLINK_BACKLOG, _DOWNLINK_BACKLOG, _UTILISATION, _FREE_MEMORY, _UP, _UPLINK, _DOWNLINK) = range(
+    len(NODE_VALUES))
+
+
+def _reseed(generators: list[np.random.Generator], rng: np.random.Generator) -> None:
+    """Give each PCG64 generator a fresh state and stream drawn from ``rng`` (256 bits each): the same
+    independence as seeding through ``SeedSequence``, at a twentieth of its cost."""
+    words = rng.bit_generator.random_raw(4 * len(generators)).tolist()
+    for index, generator in enumerate(generators):
+        high_state, low_state, high_stream, low_stream = words[4 * index: 4 * index + 4]
+        generator.bit_generator.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": high_state << 64 | low_state, "inc": (high_stream << 64 | low_stream) | 1},
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
 
 
 class ClusterSimulator:
@@ -50,15 +76,43 @@ class ClusterSimulator:
                                     self._failures,
                                     config.failures.max_retries if config.failures.policy == "retry" else 0)
         self._compiled: dict[int, CompiledPlan] = {}
-        self._all_up = np.ones(self.node_count, dtype=bool)
+        self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in STREAMS]
+        self._state = np.zeros((len(NODE_VALUES), self.node_count))
+        """node_values() with absolute busy-until times and background utilisation, kept up to date."""
+        self._values = np.zeros_like(self._state)  # scratch of node_values()
+        self._shift = np.zeros_like(self._state)  # node_values(): time now in the busy-until rows, else 0
+        self._floor = np.zeros((_UTILISATION + 1, self.node_count))  # node_values(): 0 for times, busy for utilisation
+        self._bind_views()
         self._start(rng)
+
+    _VIEWS = ("_busy_row", "_uplink_row", "_downlink_row", "_free_row", "_bandwidth_rows", "_time_shift",
+              "_floored_values", "_busy_floor", "_free_memory_view")
+
+    def _bind_views(self) -> None:
+        """Views of the state and scratch arrays that the hot paths write through (made once: cheaper)."""
+        state = self._state
+        self._busy_row, self._uplink_row = state[_QUEUED], state[_UPLINK_BACKLOG]
+        self._downlink_row, self._free_row = state[_DOWNLINK_BACKLOG], state[_FREE_MEMORY]
+        self._bandwidth_rows = state[_UPLINK: _DOWNLINK + 1].reshape(-1)  # a view: uplinks, then downlinks
+        self._time_shift = self._shift[:_UTILISATION]
+        self._floored_values = self._values[: _UTILISATION + 1]
+        self._busy_floor = self._floor[_UTILISATION]
+        self._free_memory_view = state[_FREE_MEMORY].view()
+        self._free_memory_view.flags.writeable = False
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key not in self._VIEWS}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind_views()  # pickling copies views: point them at the arrays again
 
     # ------------------------------------------------------------------ episode
 
     def _start(self, rng: np.random.Generator) -> None:
         """Empty, idle cluster at time 0; every random process gets its own stream drawn from ``rng``."""
-        workload_rng, background_rng, failure_rng, network_rng, exit_rng = (
-            np.random.default_rng(seed) for seed in rng.integers(0, 2**63, size=5))
+        _reseed(self._streams, rng)
+        workload_rng, background_rng, failure_rng, network_rng, exit_rng = self._streams
         self.time_s = 0.0
         self._jobs = JobStream(self.config.workload, self.config.horizon_s, workload_rng)
         self._background.reset(background_rng)
@@ -67,10 +121,14 @@ class ClusterSimulator:
         self._network.reset(network_rng)
         self._exit_rng = exit_rng
         self._scheduler.reset()
-        nodes = self.node_count
         self._free_memory_bytes = list(self._usable_memory_bytes)
-        self._free_memory_array = np.array(self._usable_memory_bytes, dtype=np.int64)
-        self._busy_until_array = np.zeros(nodes)  # mirror of the scheduler's busy_until_s, for snapshots
+        state = self._state
+        state.fill(0.0)
+        state[_FREE_MEMORY] = self._usable_memory_bytes
+        state[_UP] = 1.0
+        state[_UTILISATION] = self._background.utilisation_vector(0.0)
+        self._background_interval = 0  # background interval and bandwidth step the state's rows hold
+        self._bandwidth_step = -1
         self._memory_releases: list[tuple[float, int, int]] = []  # heap of (time_s, node, bytes)
         self._unresolved: list[tuple[float, int, JobOutcome]] = []  # heap of (resolve_s, job_id, outcome)
         self._resolved: list[JobOutcome] = []
@@ -106,10 +164,12 @@ class ClusterSimulator:
             if self._failures is not None:
                 self._failures.forget_before(time_s)
         releases = self._memory_releases
-        while releases and releases[0][0] <= time_s:
-            _, node, memory_bytes = heapq.heappop(releases)
-            self._free_memory_bytes[node] += memory_bytes
-            self._free_memory_array[node] = self._free_memory_bytes[node]
+        if releases and releases[0][0] <= time_s:
+            free, free_row = self._free_memory_bytes, self._free_row
+            while releases and releases[0][0] <= time_s:
+                _, node, memory_bytes = heapq.heappop(releases)
+                free[node] += memory_bytes
+                free_row[node] = free[node]
         unresolved = self._unresolved
         while unresolved and unresolved[0][0] <= time_s:
             self._resolve(heapq.heappop(unresolved)[2])
@@ -145,8 +205,12 @@ class ClusterSimulator:
 
     def _placement_fits(self, compiled: CompiledPlan, placement: Sequence[int]) -> bool:
         """Every fragment's node is up and holds the memory of all the job's fragments placed there."""
-        needed: dict[int, int] = {}
         free = self._free_memory_bytes
+        if compiled.fragment_count == 1:
+            if compiled.memory_bytes[0] > free[placement[0]]:
+                return False
+            return self._failures is None or self._failures.is_up(placement[0], self.time_s)
+        needed: dict[int, int] = {}
         for node, memory_bytes in zip(placement, compiled.memory_bytes):
             total = needed.get(node, 0) + memory_bytes
             if total > free[node]:
@@ -154,11 +218,11 @@ class ClusterSimulator:
             needed[node] = total
         return self._failures is None or all(self._failures.is_up(node, self.time_s) for node in needed)
 
-    def reject(self, job: Job) -> None:
+    def reject(self, job: Job, family: str = "") -> None:
         """Refuse the arrived ``job`` without running it: it fails at once with reason ``"infeasible"``
-        (family ``""``: no plan)."""
+        (outcome family ``family``, by default ``""``: no plan)."""
         self._take_awaiting(job)
-        self._resolve_infeasible(job, "")
+        self._resolve_infeasible(job, family)
 
     def _take_awaiting(self, job: Job) -> None:
         if job is None or job is not self._awaiting:
@@ -169,23 +233,23 @@ class ClusterSimulator:
         self._resolve(JobOutcome(job.job_id, job.app, family, False, "infeasible", job.arrival_s, self.time_s,
                                  self.time_s - job.arrival_s, job.deadline_s, False, 0.0, 0.0))
 
-    def submit(self, job: Job, plan: SplitPlan, placement: Sequence[int]) -> None:
-        """Run the arrived ``job`` with ``plan``, fragment ``i`` on node ``placement[i]``.
+    def submit(self, job: Job, plan: SplitPlan, placement: Sequence[int]) -> bool:
+        """Run the arrived ``job`` with ``plan``, fragment ``i`` on node ``placement[i]``; returns whether
+        it runs.
 
         A placement that does not fit (memory, or a node that is down) is rejected:
-        the job fails at once with reason ``"infeasible"``.  A malformed placement
-        (wrong length, unknown node) raises ``ValueError``.
+        the job fails at once with reason ``"infeasible"`` (and ``False`` is returned).
+        A malformed placement (wrong length, unknown node) raises ``ValueError``.
         """
         compiled = self._compile(plan, placement)
         self._take_awaiting(job)
-        now_s = self.time_s
         if not self._placement_fits(compiled, placement):
             self._resolve_infeasible(job, plan.family)
-            return
+            return False
         reach = compiled.sampled_reach(job.items, self._exit_rng)
-        completion_s, failure_s = self._scheduler.schedule(compiled, placement, job.origin, now_s, reach,
-                                                           job.iterations, commit=True)
-        energy_j = self._reserve(compiled, placement, reach, failure_s)
+        completion_s, failure_s, energy_j = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
+                                                                     reach, job.iterations, commit=True)
+        self._reserve(compiled, placement, job.origin, reach, failure_s)
         if failure_s < math.inf:
             outcome = JobOutcome(job.job_id, job.app, plan.family, False, "node_failure", job.arrival_s, failure_s,
                                  failure_s - job.arrival_s, job.deadline_s, False, 0.0, energy_j)
@@ -194,20 +258,27 @@ class ClusterSimulator:
             outcome = JobOutcome(job.job_id, job.app, plan.family, True, "", job.arrival_s, completion_s, response_s,
                                  job.deadline_s, response_s <= job.deadline_s, plan.accuracy, energy_j)
         heapq.heappush(self._unresolved, (outcome.completion_s, job.job_id, outcome))
+        return True
 
-    def _reserve(self, compiled: CompiledPlan, placement: Sequence[int], reach: Sequence[int],
-                 failure_s: float) -> float:
-        """Book the scheduler's runs and the fragments' memory; returns the job's energy in joules."""
-        busy_until_s, busy_until_array = self._scheduler.busy_until_s, self._busy_until_array
+    def _reserve(self, compiled: CompiledPlan, placement: Sequence[int], origin: int, reach: Sequence[int],
+                 failure_s: float) -> None:
+        """Book the fragments' memory and copy the touched nodes' busy-until times into the state rows."""
+        busy, busy_row = self._scheduler.busy_until_s, self._busy_row
+        uplink, uplink_row = self._network.uplink_busy_until_s, self._uplink_row
+        downlink, downlink_row = self._network.downlink_busy_until_s, self._downlink_row
+        free, free_row = self._free_memory_bytes, self._free_row
+        memory_bytes, finish_s = compiled.memory_bytes, compiled.finish_s
         for fragment, node in enumerate(placement):
-            busy_until_array[node] = busy_until_s[node]
-            if reach[fragment]:
-                memory_bytes = compiled.memory_bytes[fragment]
-                self._free_memory_bytes[node] -= memory_bytes
-                self._free_memory_array[node] = self._free_memory_bytes[node]
-                release_s = min(compiled.finish_s[fragment], failure_s)
-                heapq.heappush(self._memory_releases, (release_s, node, memory_bytes))
-        return sum(run[3] for run in self._scheduler.runs)
+            busy_row[node] = busy[node]
+            uplink_row[node] = uplink[node]
+            downlink_row[node] = downlink[node]
+            if reach[fragment] and memory_bytes[fragment]:
+                free[node] -= memory_bytes[fragment]
+                free_row[node] = free[node]
+                release_s = finish_s[fragment] if finish_s[fragment] < failure_s else failure_s
+                heapq.heappush(self._memory_releases, (release_s, node, memory_bytes[fragment]))
+        uplink_row[origin] = uplink[origin]
+        downlink_row[origin] = downlink[origin]
 
     def estimate_completion_s(self, job: Job, plan: SplitPlan, placement: Sequence[int]) -> float:
         """When ``job`` would complete with this plan and placement if submitted now (``math.inf`` if it
@@ -216,8 +287,9 @@ class ClusterSimulator:
         compiled = self._compile(plan, placement)
         if not self._placement_fits(compiled, placement):
             return math.inf
-        completion_s, _ = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
-                                                   compiled.expected_reach(job.items), job.iterations, commit=False)
+        completion_s, _, _ = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
+                                                      compiled.expected_reach(job.items), job.iterations,
+                                                      commit=False)
         return completion_s
 
     # ------------------------------------------------------------------ observation
@@ -227,16 +299,55 @@ class ClusterSimulator:
         resolved, self._resolved = self._resolved, []
         return resolved
 
+    def _refresh_values(self) -> np.ndarray:
+        """Bring the state's time-dependent rows up to now and compute node_values() into the scratch array."""
+        time_s, state = self.time_s, self._state
+        step = int(time_s / self._network.step_s)
+        if step != self._bandwidth_step:
+            self._network.bandwidth_mbps(time_s, out=self._bandwidth_rows)
+            self._bandwidth_step = step
+        if self._background.constant_load is None:
+            interval = int(time_s / self.config.background.interval_s)
+            if interval != self._background_interval:
+                state[_UTILISATION] = self._background.utilisation_vector(time_s)
+                self._background_interval = interval
+        if self._failures is not None:
+            state[_UP] = self._failures.up_vector(time_s)
+        self._time_shift.fill(time_s)
+        values = np.subtract(state, self._shift, out=self._values)  # busy-until times -> seconds from now
+        np.sign(values[_QUEUED], out=self._busy_floor)  # 1 while the node has work queued (<= 0: idle)
+        np.maximum(self._floored_values, self._floor, out=self._floored_values)  # times >= 0; utilisation 1 if busy
+        return values
+
+    def node_values(self) -> np.ndarray:
+        """The cluster now as a fresh ``(len(NODE_VALUES), nodes)`` float64 array, rows
+        :data:`~envs.sim.types.NODE_VALUES` (the fields of :class:`ClusterSnapshot`; ``up`` as 1.0 / 0.0)."""
+        return self._refresh_values().copy()
+
+    def normalised_node_values(self, scale: np.ndarray, high: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``min(node_values() * scale, high)`` written into ``out`` (any float dtype, ``nodes x len(NODE_VALUES)``
+        entries, row after row): what an observation needs, in a few vector operations.  ``scale`` and ``high``
+        are float64 arrays of the same size (every value is >= 0, so no lower clip is needed)."""
+        values = self._refresh_values().reshape(-1)
+        np.multiply(values, scale, out=values)
+        np.minimum(values, high, out=values)
+        out[:] = values
+        return out
+
+    @property
+    def free_memory_bytes(self) -> np.ndarray:
+        """Free memory of each node now, bytes (a read-only view that follows the simulation)."""
+        return self._free_memory_view
+
+    def up_nodes(self) -> np.ndarray | None:
+        """Whether each node is up now (a fresh bool array); None when failures are off (all up)."""
+        if self._failures is None:
+            return None
+        return self._failures.up_vector(self.time_s)
+
     def snapshot(self) -> ClusterSnapshot:
-        """The cluster now, as fresh arrays."""
-        time_s = self.time_s
-        queued_work_s = self._busy_until_array - time_s
-        np.maximum(queued_work_s, 0.0, out=queued_work_s)
-        utilisation = np.maximum(self._background.utilisation_vector(time_s), queued_work_s > 0.0)
-        up = self._failures.up_vector(time_s) if self._failures is not None else self._all_up.copy()
-        uplink_mbps, downlink_mbps = self._network.bandwidth_mbps(time_s)
-        return ClusterSnapshot(time_s, queued_work_s, utilisation, self._free_memory_array.copy(), up,
-                               uplink_mbps, downlink_mbps)
+        """The cluster now, as fresh arrays (rows of one :meth:`node_values` array)."""
+        return ClusterSnapshot.of(self.time_s, self.node_values())
 
     @property
     def in_flight(self) -> int:

@@ -2,8 +2,9 @@
 
 When a job is placed, its fragments are taken in topological order; each input
 transfer starts once its data exists and both the sender's uplink and the
-receiver's downlink are free (FIFO behind earlier reservations), each fragment
-starts once all its inputs have arrived and its node is free.  Per node and per
+receiver's downlink are free (FIFO behind earlier reservations; each link is
+reserved for the time its own rate needs, see :mod:`envs.cluster.network`), each
+fragment starts once all its inputs have arrived and its node is free.  Per node and per
 link only a ``busy_until_s`` time is kept: reservations are appended, never
 slotted into earlier gaps, so queues are exact FIFO and one job costs
 O(fragments + transfers).
@@ -12,7 +13,7 @@ Scaling with a job's ``items``: compute time and transfer bytes are linear in th
 number of items a fragment / transfer handles (items are processed one after the
 other, whole batch stored and forwarded); memory is not (one item is in flight
 per fragment).  For early-exit plans the number of items that reach each
-fragment is drawn at submission (binomial per exit); estimates use its mean.
+fragment is drawn at submission (one multinomial draw); estimates use its mean.
 
 Extension point for training jobs: ``iterations`` runs the plan that many times
 back to back, each pass starting when the previous result reached the origin; a
@@ -37,8 +38,8 @@ from envs.dnn.plan import ORIGIN, SplitPlan
 class CompiledPlan:
     """A :class:`SplitPlan` in the flat form the scheduler walks (built once per plan object)."""
 
-    __slots__ = ("plan", "fragment_count", "order", "inputs", "results", "latency_s", "memory_bytes",
-                 "exit_probability", "next_fragment", "finish_s")
+    __slots__ = ("plan", "fragment_count", "steps", "inputs", "results", "memory_bytes", "exit_probability",
+                 "chain", "next_fragment", "reach_share", "exit_share", "finish_s")
 
     def __init__(self, plan: SplitPlan):
         count = len(plan.fragments)
@@ -71,48 +72,58 @@ class CompiledPlan:
                                  f"latency or memory")
         self.plan = plan
         self.fragment_count = count
-        self.order = order
         self.inputs = tuple(tuple(pairs) for pairs in inputs)
+        self.steps = tuple((fragment, plan.fragments[fragment].reference_latency_s, self.inputs[fragment])
+                           for fragment in order)
+        """(fragment, reference latency in s, its inputs as (source, bytes)) in topological order."""
         self.results = tuple(results)
-        self.latency_s = [fragment.reference_latency_s for fragment in plan.fragments]
         self.memory_bytes = [fragment.memory_bytes for fragment in plan.fragments]
         self.exit_probability = tuple(plan.exit_probability)
-        self.next_fragment = self._exit_chain(children) if self.exit_probability else None
+        self.chain = self._exit_chain(children) if self.exit_probability else None
+        self.next_fragment = None
+        if self.chain is not None:
+            self.next_fragment = [-1] * count
+            for fragment, after in zip(self.chain, self.chain[1:]):
+                self.next_fragment[fragment] = after
+            leave = np.array([self.exit_probability[fragment] for fragment in self.chain])
+            leave[-1] = 1.0  # whatever reaches the end leaves there
+            self.reach_share = np.cumprod(np.concatenate(([1.0], 1.0 - leave[:-1])))  # per chain position
+            self.exit_share = self.reach_share * leave
         self.finish_s = [0.0] * count  # scratch: when each fragment finished in the pass being scheduled
 
     def _exit_chain(self, children: list[list[int]]) -> list[int]:
-        """For an early-exit plan: the fragment after each one in its chain (-1 after the last)."""
+        """An early-exit plan's fragments in chain order (it must be one chain)."""
         plan, count = self.plan, self.fragment_count
         if len(self.exit_probability) != count or not all(0.0 <= p <= 1.0 for p in self.exit_probability):
             raise ValueError(f"plan {plan.model}/{plan.variant}: exit_probability needs {count} values in [0, 1], "
                              f"got {self.exit_probability}")
-        parents = [sum(1 for s, _ in self.inputs[i] if s != ORIGIN) for i in range(count)]
-        if any(len(c) > 1 for c in children) or any(p > 1 for p in parents):
+        heads = [i for i in range(count) if not any(s != ORIGIN for s, _ in self.inputs[i])]
+        chain = heads[:1]
+        while len(heads) == 1 and len(children[chain[-1]]) == 1 and len(chain) <= count:
+            chain.append(children[chain[-1]][0])
+        if len(heads) != 1 or len(chain) != count or children[chain[-1]]:
             raise ValueError(f"plan {plan.model}/{plan.variant}: an early-exit plan must be a chain of fragments")
-        return [c[0] if c else -1 for c in children]
+        return chain
 
     def sampled_reach(self, items: int, rng: np.random.Generator) -> list[int]:
-        """Items that reach each fragment: all of them, or for early exits a binomial draw per exit."""
-        if self.next_fragment is None:
+        """Items that reach each fragment: all of them, or for early exits drawn at once (multinomial
+        over the exits: the same law as one binomial draw per exit)."""
+        if self.chain is None:
             return [items] * self.fragment_count
         reach = [0] * self.fragment_count
-        reach[self.order[0]] = items
-        for fragment in self.order:
-            after = self.next_fragment[fragment]
-            if after >= 0:
-                reach[after] = int(rng.binomial(reach[fragment], 1.0 - self.exit_probability[fragment]))
+        remaining = items
+        for fragment, leaving in zip(self.chain, rng.multinomial(items, self.exit_share).tolist()):
+            reach[fragment] = remaining
+            remaining -= leaving
         return reach
 
     def expected_reach(self, items: int) -> list[float]:
         """Mean of :meth:`sampled_reach`."""
-        if self.next_fragment is None:
+        if self.chain is None:
             return [float(items)] * self.fragment_count
         reach = [0.0] * self.fragment_count
-        reach[self.order[0]] = float(items)
-        for fragment in self.order:
-            after = self.next_fragment[fragment]
-            if after >= 0:
-                reach[after] = reach[fragment] * (1.0 - self.exit_probability[fragment])
+        for fragment, share in zip(self.chain, self.reach_share.tolist()):
+            reach[fragment] = items * share
         return reach
 
 
@@ -136,27 +147,31 @@ class Scheduler:
         """Fragment runs of the last :meth:`schedule` (cut at a failure): (node, start_s, end_s, energy_j)."""
 
     def schedule(self, compiled: CompiledPlan, placement: Sequence[int], origin: int, now_s: float,
-                 reach: Sequence[float], iterations: int, commit: bool) -> tuple[float, float]:
-        """Reserve the job's transfers and fragments; returns ``(completion_s, failure_s)``.
+                 reach: Sequence[float], iterations: int, commit: bool) -> tuple[float, float, float]:
+        """Reserve the job's transfers and fragments; returns ``(completion_s, failure_s, energy_j)``.
 
         ``failure_s`` is ``math.inf`` unless a node failure kills the job (only when
-        ``commit``: estimates ignore future failures).  With ``commit`` the
-        reservations stay (cut at ``failure_s``) and :attr:`runs` lists them;
-        without, every busy-until time is restored.
+        ``commit``: estimates ignore future failures); ``energy_j`` is what the job's
+        fragments add to the nodes' background draw (up to the failure).  With
+        ``commit`` the reservations stay (cut at ``failure_s``) and :attr:`runs` lists
+        them; without, every busy-until time is restored.
         """
         failures = self._failures if commit else None
         saved = None if failures is None and commit else self._busy_times(placement, origin)
         self.runs = []
-        completion_s, failure_s = now_s, math.inf
+        completion_s, failure_s, energy_j = now_s, math.inf, 0.0
         for _ in range(iterations):
-            completion_s, failure_s = self._schedule_pass(compiled, placement, origin, completion_s, reach, failures)
+            completion_s, failure_s, pass_energy_j = self._schedule_pass(compiled, placement, origin, completion_s,
+                                                                         reach, failures)
+            energy_j += pass_energy_j
             if failure_s < math.inf:
                 break
         if not commit:
             self._restore(saved)
         elif failure_s < math.inf:
             self._cut_at(failure_s, saved)
-        return completion_s, failure_s
+            energy_j = sum(run[3] for run in self.runs)
+        return completion_s, failure_s, energy_j
 
     def _busy_times(self, placement: Sequence[int], origin: int) -> list[tuple[int, float, float, float]]:
         """(node, busy until, uplink busy until, downlink busy until) of every node the job may touch."""
@@ -205,23 +220,23 @@ class Scheduler:
         return end_s, energy_j, down_s
 
     def _schedule_pass(self, compiled: CompiledPlan, placement: Sequence[int], origin: int, start_s: float,
-                       reach: Sequence[float], failures: FailureProcess | None) -> tuple[float, float]:
-        """One pass of the plan whose input is at the origin at ``start_s``; (completion_s, failure_s)."""
+                       reach: Sequence[float], failures: FailureProcess | None) -> tuple[float, float, float]:
+        """One pass of the plan whose input is at the origin at ``start_s``; (completion_s, failure_s, energy_j)."""
         busy = self.busy_until_s
         finish_s = compiled.finish_s
-        latency_s = compiled.latency_s
         seconds_per_reference_s = self._seconds_per_reference_s
+        constant_load = self._background.constant_load
         load = self._background.load
         send = self._network.send
         runs = self.runs
-        completion_s, failure_s = start_s, math.inf
-        for fragment in compiled.order:
+        completion_s, failure_s, total_energy_j = start_s, math.inf, 0.0
+        for fragment, latency_s, inputs in compiled.steps:
             items = reach[fragment]
             if not items:
                 continue
             node = placement[fragment]
             ready_s = start_s
-            for source, transfer_bytes in compiled.inputs[fragment]:
+            for source, transfer_bytes in inputs:
                 if source == ORIGIN:
                     sender, sent_s = origin, start_s
                 else:
@@ -231,20 +246,24 @@ class Scheduler:
                 if sent_s > ready_s:
                     ready_s = sent_s
             begin_s = busy[node] if busy[node] > ready_s else ready_s
-            slowdown, extra_power_w = load(node, begin_s)
-            work_s = items * latency_s[fragment] * seconds_per_reference_s[node] * slowdown
+            if constant_load is None:
+                slowdown, extra_power_w = load(node, begin_s)
+            else:
+                slowdown, extra_power_w = constant_load[0][node], constant_load[1][node]
+            work_s = items * latency_s * seconds_per_reference_s[node] * slowdown
             end_s = begin_s + work_s
             energy_j = work_s * extra_power_w
             if failures is not None:
                 down_s = failures.first_failure_s(node, begin_s, end_s)
                 if down_s < math.inf and self._max_retries:
-                    end_s, energy_j, down_s = self._rerun(failures, node, items * latency_s[fragment], down_s,
-                                                          end_s, energy_j, extra_power_w)
+                    end_s, energy_j, down_s = self._rerun(failures, node, items * latency_s, down_s, end_s, energy_j,
+                                                          extra_power_w)
                 if down_s < failure_s:
                     failure_s = down_s
             busy[node] = end_s
             finish_s[fragment] = end_s
             runs.append((node, begin_s, end_s, energy_j))
+            total_energy_j += energy_j
             if end_s > completion_s:
                 completion_s = end_s
         next_fragment = compiled.next_fragment
@@ -259,4 +278,4 @@ class Scheduler:
                 sent_s = send(sender, origin, sent_s, transfer_bytes * items)
             if sent_s > completion_s:
                 completion_s = sent_s
-        return completion_s, failure_s
+        return completion_s, failure_s, total_energy_j

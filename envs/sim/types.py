@@ -53,17 +53,36 @@ class JobOutcome(NamedTuple):
     energy_j: float  # energy the job's fragments added above the nodes' background draw, joules
 
 
+NODE_VALUES = ("queued_work_s", "uplink_backlog_s", "downlink_backlog_s", "utilisation", "free_memory_bytes", "up",
+               "uplink_mbps", "downlink_mbps")
+"""Rows of :meth:`ClusterSimulator.node_values` (one column per node), in order; the per-node fields of
+:class:`ClusterSnapshot` have the same names and meaning."""
+
+
 class ClusterSnapshot(NamedTuple):
-    """The cluster at one instant; the arrays are fresh copies, one entry per node."""
+    """The cluster at one instant, one entry per node.
+
+    Every array but ``up`` is a row of one fresh ``(len(NODE_VALUES), nodes)`` float64
+    matrix (:meth:`of`); ``up`` is a fresh bool array.
+    """
 
     time_s: float  # simulated time, seconds
-    queued_work_s: np.ndarray  # float64: seconds until the node is through its reserved fragments (FIFO:
-    #                            the earliest a fragment placed there now could start, inputs aside)
-    utilisation: np.ndarray  # float64 in [0, 1]: 1 while the node has fragments reserved, else its background
-    free_memory_bytes: np.ndarray  # int64: usable memory minus memory of unfinished reserved fragments
+    queued_work_s: np.ndarray  # seconds until the node is through its reserved fragments (FIFO: the earliest
+    #                            a fragment placed there now could start, inputs aside)
+    uplink_backlog_s: np.ndarray  # seconds until the node's uplink is through its reserved transfers
+    downlink_backlog_s: np.ndarray  # seconds until the node's downlink is through its reserved transfers
+    utilisation: np.ndarray  # fraction in [0, 1]: 1 while the node has fragments reserved, else its background
+    free_memory_bytes: np.ndarray  # bytes (whole numbers, float64): usable memory minus unfinished reservations
     up: np.ndarray  # bool: node is up (not failed)
-    uplink_mbps: np.ndarray  # float64: current uplink bandwidth, Mbit/s
-    downlink_mbps: np.ndarray  # float64: current downlink bandwidth, Mbit/s
+    uplink_mbps: np.ndarray  # current uplink bandwidth, Mbit/s
+    downlink_mbps: np.ndarray  # current downlink bandwidth, Mbit/s
+
+    @classmethod
+    def of(cls, time_s: float, values: np.ndarray) -> ClusterSnapshot:
+        """The snapshot whose arrays are the rows of ``values`` (rows :data:`NODE_VALUES`, not copied)."""
+        queued, uplink_backlog, downlink_backlog, utilisation, free_memory, up, uplink, downlink = values
+        return cls(time_s, queued, uplink_backlog, downlink_backlog, utilisation, free_memory, up > 0.5, uplink,
+                   downlink)
 
 
 # --------------------------------------------------------------------------- validation

@@ -11,7 +11,7 @@ from envs.registration import register_envs
 SHORT_HORIZON_S = 6 * 3600.0
 """Six simulated hours of the splitplace scenario: about 70 jobs, enough to learn a little."""
 
-HELD_OUT_TRACES = {"trace_split": "test", "trace_prefixes": ["norway"]}
+HELD_OUT_TRACES = {"trace_split": "test"}
 """The test split holds no FCC ("trace_") traces yet, so held-out runs use its Norway traces."""
 
 

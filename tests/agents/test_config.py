@@ -34,7 +34,8 @@ def test_unknown_agent_param_is_named_with_its_path():
 
 def test_unknown_policy_kwarg_and_agent_name_are_refused():
     with pytest.raises(ConfigError, match="epsilon"):
-        config_from_dict(_tree(), ["agents.0.params.bandit.policy=ucb1", "agents.0.params.bandit.policy_kwargs={epsilon: 0.1}"])
+        config_from_dict(_tree(), ["agents.0.params.bandit.policy=ucb1",
+                                   "agents.0.params.bandit.policy_kwargs={epsilon: 0.1}"])
     tree = _tree()
     tree["agents"][0]["name"] = "banditt"
     with pytest.raises(ConfigError, match="unknown agent 'banditt'"):

@@ -25,8 +25,7 @@ def _experiment(tmp_path: Path) -> Path:
         "agents": [{"label": "eg", "name": "bandit", "train_steps": 40}, "random"],
         "train": {"seed": 0, "checkpoint_every_steps": 20, "eval_every_steps": 20, "eval_episodes": 1,
                   "progress_bar": False},
-        "evaluation": {"seeds": [1000, 1001], "scenario_overrides": {"trace_split": "test",
-                                                                     "trace_prefixes": ["norway"]}},
+        "evaluation": {"seeds": [1000, 1001], "scenario_overrides": {"trace_split": "test"}},
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -60,8 +59,8 @@ def test_train_resume_evaluate_and_log_offline(tmp_path, monkeypatch, capsys):
     runs = [read_offline_run(folder) for folder in offline_run_folders(out)]
     assert len(runs) == 3  # train, resumed train, evaluation
     assert all(run.config["name"] == "tiny" for run in runs)
-    trained = runs[0]
-    assert any("train/average_reward" in row for row in trained.history)
-    assert any("validation/average_reward" in row for row in trained.history)
-    assert any("train/reward_sla" in row for row in trained.history)
-    assert "evaluation/eg/average_reward" in runs[2].summary
+    trained = [run for run in runs if any("train/average_reward" in row for row in run.history)]
+    assert len(trained) == 2
+    assert all(any("train/reward_sla" in row for row in run.history) for run in trained)
+    assert any(any("validation/average_reward" in row for row in run.history) for run in trained)
+    assert sum("evaluation/eg/average_reward" in run.summary for run in runs) == 1

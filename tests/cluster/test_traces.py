@@ -5,10 +5,11 @@ import pytest
 
 from envs.cluster.traces import TRACE_DIR, BandwidthTrace, list_traces, load_trace
 
-# One raw Norway log and one FCC file from train/, one cooked Norway file from test/.
+# A raw Norway log and an FCC file from train/, an FCC file and a cooked Norway file from test/.
 REAL_FILES = [
     ("train", "bus.ljansbakken-oslo-report.2010-09-28_1407CEST.log"),
-    ("train", "trace_397686_http---www.facebook.com"),
+    ("train", "trace_10322_http---edition.cnn.com"),
+    ("test", "trace_397686_http---www.facebook.com"),
     ("test", "norway_bus_1"),
 ]
 
@@ -16,7 +17,7 @@ REAL_FILES = [
 def test_list_traces_is_sorted_and_covers_both_splits():
     train, test = list_traces("train"), list_traces("test")
     assert train == sorted(train) and test == sorted(test)
-    assert len(train) == 127 and len(test) == 142
+    assert len(train) == 108 and len(test) == 161
     assert not set(train) & set(test)
 
 
@@ -31,7 +32,7 @@ def test_loader_matches_numpy_on_the_raw_columns(split, name):
 
 
 def test_zero_samples_of_fcc_traces_are_kept():
-    trace = load_trace("trace_397686_http---www.facebook.com")
+    trace = load_trace("trace_397686_http---www.facebook.com", "test")
     zero_times = trace.times_s[trace.bandwidth_mbps == 0]
     assert zero_times.size > 0
     assert trace.bandwidth_at(zero_times[0]) == 0.0
@@ -125,3 +126,14 @@ def test_hand_built_trace_is_validated_and_frozen():
     assert trace.bandwidth_at(5.0) == 1.0
     with pytest.raises(ValueError, match="equal length"):
         BandwidthTrace("manual", "train", np.array([0.0, 1.0]), np.array([1.0]))
+
+
+def test_trace_kinds_split_the_names_and_both_splits_hold_both_kinds():
+    for split in ("train", "test"):
+        fcc = list_traces(split, kinds=["fcc"])
+        hsdpa = list_traces(split, kinds=["hsdpa"])
+        assert fcc and hsdpa
+        assert sorted(fcc + hsdpa) == list_traces(split)
+        assert all(name.startswith("trace_") for name in fcc)
+    with pytest.raises(ValueError, match="allowed"):
+        list_traces("train", kinds=["lte"])

@@ -97,10 +97,48 @@ def test_transfer_waits_out_a_stalled_link(kit):
     stalled = kit.trace(0.0, 0.0, 0.0, 8.0)  # per period of 4 s: nothing for 3 s, then 8 Mbit/s
     network = Network([LinkConfig(stalled, stalled), LinkConfig(kit.trace(8.0), kit.trace(8.0))], step_s=1.0)
     network.reset(np.random.default_rng(0))
-    uplink_mbps = [network.bandwidth_mbps(t)[0][0] for t in range(8)]
+    uplink_mbps = [network.bandwidth_mbps(t)[0] for t in range(8)]  # node 0's uplink comes first
     open_s = next(t for t in range(1, 8) if uplink_mbps[t] > 0 and uplink_mbps[t - 1] == 0)
     arrival_s = network.send(0, 1, open_s - 2.5, 1_000_000)  # ready while node 0's uplink is stalled
     assert arrival_s == pytest.approx(open_s + 1.0)  # starts when it opens; 8 Mbit at 8 Mbit/s
+
+
+def test_links_never_open_together_relay_through_the_switch(kit):
+    blinking = kit.trace(0.0, 8.0)  # open every other second
+    links = [LinkConfig(blinking, kit.trace(8.0)), LinkConfig(kit.trace(8.0), blinking)]
+    for seed in range(50):  # find offsets that keep node 0's uplink and node 1's downlink apart
+        network = Network(links, step_s=1.0)
+        network.reset(np.random.default_rng(seed))
+        up_open = [network.bandwidth_mbps(t)[0] > 0 for t in range(2)]
+        down_open = [network.bandwidth_mbps(t)[3] > 0 for t in range(2)]
+        if up_open[0] != down_open[0]:
+            break
+    up_step = up_open.index(True)
+    # 1 MB at 8 Mbit/s: one second up from the uplink's open step, one second down from the next
+    assert network.send(0, 1, 0.0, 1_000_000) == pytest.approx(up_step + 2.0)
+
+
+def test_fast_receiver_serves_slow_senders_at_once(kit):
+    # two 3G-like uploads (2 Mbit/s uplinks) into one 1 Gbit/s downlink: the fast port is busy only
+    # for the time its own rate needs, so both finish in about the time of one, not two
+    slow, fast = kit.trace(2.0), kit.trace(1000.0)
+    network = Network([LinkConfig(slow, fast), LinkConfig(slow, fast), LinkConfig(fast, fast)], step_s=1.0)
+    network.reset(np.random.default_rng(0))
+    one_s = 1_000_000 * 8 / 2e6  # 1 MB at 2 Mbit/s
+    arrivals_s = [network.send(sender, 2, 0.0, 1_000_000) for sender in (0, 1)]
+    assert arrivals_s[0] == pytest.approx(one_s)
+    assert max(arrivals_s) < 1.01 * one_s
+    # the downlink was reserved only for 2 x 8 ms; the slow uplinks for their whole transfer (FIFO)
+    assert network.downlink_busy_until_s[2] == pytest.approx(0.008 + 0.008)
+    assert network.send(0, 2, 0.0, 1_000_000) == pytest.approx(2 * one_s)
+
+
+def test_slow_receiver_is_busy_for_the_whole_transfer(kit):
+    slow, fast = kit.trace(2.0), kit.trace(1000.0)
+    network = Network([LinkConfig(fast, fast), LinkConfig(fast, fast), LinkConfig(fast, slow)], step_s=1.0)
+    network.reset(np.random.default_rng(0))
+    arrivals_s = [network.send(sender, 2, 0.0, 1_000_000) for sender in (0, 1)]
+    assert arrivals_s == pytest.approx([4.0, 8.0])  # one after the other through the 2 Mbit/s downlink
 
 
 # ---------------------------------------------------------------------------- queues and load
