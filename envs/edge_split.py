@@ -83,7 +83,6 @@ class EdgeSplitEnv(gym.Env):
         self._job = None
         self._snapshot = None  # taken when asked for
         self._outcomes: list = []
-        self._masks: np.ndarray | None = None
 
     # -- Gymnasium API ----------------------------------------------------------------------------
 
@@ -91,7 +90,7 @@ class EdgeSplitEnv(gym.Env):
         super().reset(seed=seed)
         self._job = self.simulator.reset(self.np_random)
         self._outcomes = []
-        self._snapshot = self._masks = None
+        self._snapshot = None
         info = self._info(reward_parts((), self._reward_weights), rejected=False)
         return self.observations.build(self.simulator, self._job), info
 
@@ -109,17 +108,14 @@ class EdgeSplitEnv(gym.Env):
         self._job = simulator.advance_to_next_arrival()
         self._outcomes = simulator.pop_outcomes()
         parts = reward_parts(self._outcomes, self._reward_weights)
-        self._snapshot = self._masks = None  # taken when asked for: nothing changes until the next step
+        self._snapshot = None  # taken when asked for: nothing changes until the next step
         observation = self.observations.build(simulator, self._job)
         return observation, parts.total, False, self._job is None, self._info(parts, rejected)
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask for the waiting job: families, then variants, then nodes per fragment slot."""
-        if self._masks is None:
-            simulator = self.simulator
-            self._masks = self.actions.masks(self._waiting_job().app, simulator.free_memory_bytes,
-                                             simulator.up_nodes())
-        return self._masks.copy()
+        simulator = self.simulator
+        return self.actions.masks(self._waiting_job().app, simulator.free_memory_bytes, simulator.up_nodes())
 
     # -- helpers for heuristic agents -------------------------------------------------------------
 

@@ -8,6 +8,7 @@ Action: ``MultiDiscrete([len(FAMILIES), variants, nodes, nodes, ...])`` =
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,8 +18,8 @@ from gymnasium import spaces
 
 from envs.dnn.plan import FAMILIES, SplitPlan
 
-NODE_FEATURES = ("queued_work", "uplink_backlog", "downlink_backlog", "utilisation", "free_memory", "up", "uplink",
-                 "downlink")
+NODE_FEATURES = ("queued_work", "uplink_backlog", "downlink_backlog", "uplink", "downlink", "free_memory",
+                 "background_utilisation", "up")
 """Per-node blocks of the observation, in order (the rows of ``envs.sim.types.NODE_VALUES``); each block has
 one entry per node."""
 
@@ -56,10 +57,10 @@ class ObservationBuilder:
     uplink_backlog          N      seconds until the uplink is through its reserved transfers
                                    / time_scale_s, [0, clip]
     downlink_backlog        N      the same for the downlink
-    utilisation             N      background + our work, [0, 1]
-    free_memory             N      free bytes / largest usable memory of any node, [0, 1]
-    up                      N      1 if the node is up, else 0
     uplink, downlink        N, N   current bandwidth (Mbit/s) / bandwidth_scale_mbps, [0, clip]
+    free_memory             N      free bytes / largest usable memory of any node, [0, 1]
+    background_utilisation  N      load of work that is not ours, [0, 1] (while ours runs, queued_work > 0)
+    up                      N      1 if the node is up, else 0
     app                     A      one-hot of the job's app
     deadline                1      job deadline (s after arrival) / time_scale_s, [0, clip]
     items                   1      items of the job / largest items of any app, [0, 1]
@@ -97,30 +98,27 @@ class ObservationBuilder:
             "queued_work": self._time_factor,
             "uplink_backlog": self._time_factor,
             "downlink_backlog": self._time_factor,
-            "utilisation": 1.0,
-            "free_memory": 1.0 / max(float(np.max(node_usable_memory_bytes)), 1.0),
-            "up": 1.0,
             "uplink": 1.0 / scales.bandwidth_scale_mbps,
             "downlink": 1.0 / scales.bandwidth_scale_mbps,
+            "free_memory": 1.0 / max(float(np.max(node_usable_memory_bytes)), 1.0),
+            "background_utilisation": 1.0,
+            "up": 1.0,
         }
-        node_high = {"queued_work": scales.clip, "uplink_backlog": scales.clip, "downlink_backlog": scales.clip,
-                     "uplink": scales.clip, "downlink": scales.clip}
         self._node_size = len(NODE_FEATURES) * n
         self._node_factor = np.repeat([node_factor[f] for f in NODE_FEATURES], n)  # float64, one per entry
-        self._node_high = np.repeat([node_high.get(f, 1.0) for f in NODE_FEATURES], n)
+        self._clipped_size = NODE_FEATURES.index("free_memory") * n  # times and bandwidths, clipped to `clip`
         job_size = len(self.apps) + len(JOB_FEATURES)
         self._size = self._node_size + job_size
-        self._job_templates = [np.eye(len(self.apps), job_size, dtype=np.float32)[i] for i in range(len(self.apps))]
-        self._no_job = np.zeros(job_size, dtype=np.float32)
-        self._deadline, self._items, self._input_size, self._slack = range(
-            self._size - len(JOB_FEATURES), self._size)
-
+        self._buffer = np.zeros(self._size)  # float64 scratch of build(); cast once at the end
+        self._one_hot = [[float(i == j) for j in range(len(self.apps))] for i in range(len(self.apps))]
+        self._no_job = [0.0] * job_size
         low = np.zeros(self._size, dtype=np.float32)
         high = np.ones(self._size, dtype=np.float32)
-        high[: self._node_size] = self._node_high.astype(np.float32)
         clip = np.float32(scales.clip)
-        high[self._deadline] = clip
-        low[self._slack], high[self._slack] = -clip, clip
+        high[: self._clipped_size] = clip
+        deadline, slack = self._size - len(JOB_FEATURES), self._size - 1
+        high[deadline] = clip
+        low[slack], high[slack] = -clip, clip
         self.space = spaces.Box(low=low, high=high, dtype=np.float32)
 
     def node_slice(self, feature: str) -> slice:
@@ -131,21 +129,28 @@ class ObservationBuilder:
     def build(self, simulator, job) -> np.ndarray:
         """A fresh observation of ``simulator`` (``envs.sim.engine.ClusterSimulator``: its node values now)
         and ``job`` (``Job`` or None)."""
-        observation = np.empty(self._size, dtype=np.float32)
-        simulator.normalised_node_values(self._node_factor, self._node_high, out=observation[: self._node_size])
+        buffer = self._buffer
+        simulator.scaled_node_values(self._node_factor, out=buffer[: self._node_size])  # every value is >= 0
+        clipped = buffer[: self._clipped_size]
+        np.minimum(clipped, self._clip, out=clipped)
         if job is None:
-            observation[self._node_size:] = self._no_job
-            return observation
-        app = self._app_index[job.app]
-        observation[self._node_size:] = self._job_templates[app]
-        clip, time_factor = self._clip, self._time_factor
-        deadline = job.deadline_s * time_factor
-        slack = (job.deadline_s - job.items * self._fastest_latency_s[app]) * time_factor
-        observation[self._deadline] = deadline if deadline < clip else clip
-        observation[self._items] = job.items * self._items_factor
-        observation[self._input_size] = job.items * job.input_bytes * self._input_factor
-        observation[self._slack] = -clip if slack < -clip else (slack if slack < clip else clip)
-        return observation
+            buffer[self._node_size:] = self._no_job
+        else:
+            app = self._app_index[job.app]
+            clip, time_factor = self._clip, self._time_factor
+            deadline = job.deadline_s * time_factor
+            slack = (job.deadline_s - job.items * self._fastest_latency_s[app]) * time_factor
+            buffer[self._node_size:] = self._one_hot[app] + [
+                deadline if deadline < clip else clip,
+                job.items * self._items_factor,
+                job.items * job.input_bytes * self._input_factor,
+                -clip if slack < -clip else (slack if slack < clip else clip),
+            ]
+        return buffer.astype(np.float32)
+
+
+KEYED_SAMPLING_MAX_ENTRIES = 512
+"""ActionTable.sample_valid: masks up to this size draw one random key per entry, larger ones draw per dimension."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,8 @@ class _AppPlans:
     slot_min_bytes: np.ndarray  # (slots, 1): smallest memory of that fragment slot over plans; inf if unused
     forced_nodes: np.ndarray | None  # (slots, nodes): node 0 of each slot no plan uses; None if every slot is used
     largest_slot_min_bytes: float  # largest slot_min_bytes over used slots: below it some slot may fit nowhere
+    largest_fragment_bytes: int  # memory of the app's largest fragment: a node with that much free holds any
+    all_fit_mask: np.ndarray  # the mask when every node is up with room for every fragment
     index_of: Mapping[tuple[str, str, str], int]  # (model, family, variant) -> position within its family
 
 
@@ -206,6 +213,10 @@ class ActionTable:
         self._padding = np.full((len(self._nvec), max(self._nvec)), -1.0)
         self._padded_positions = np.concatenate(
             [row * self._padding.shape[1] + np.arange(size) for row, size in enumerate(self._nvec)])
+        self._dimensions = len(self._nvec)
+        self._nvec_array = np.array(self._nvec)
+        self._offsets = np.concatenate(([0], np.cumsum(self._nvec)[:-1])).astype(np.int32)  # dimension starts
+        self._allowed_before = np.zeros(sum(self._nvec) + 1, dtype=np.int32)  # scratch of sample_valid
         self._apps = tuple(self._arrange(plans_by_app[app]) for app in self.apps)
         self._app_index = {app: i for i, app in enumerate(self.apps)}
 
@@ -228,9 +239,14 @@ class ActionTable:
         index_of = {(p.model, p.family, p.variant): i for group in by_family for i, p in enumerate(group)}
         if len(index_of) != len(plans):
             raise ValueError(f"model {plans[0].model!r}: two plans share a (model, family, variant) name")
+        all_fit = np.concatenate((heads[-1], np.ones(self.fragment_slots * self.node_count, dtype=bool)))
+        if forced is not None:
+            all_fit[self._head_size:] = forced.ravel() | np.isfinite(slot_min).repeat(self.node_count)
         return _AppPlans(by_family=by_family, peak_thresholds=thresholds, heads=heads,
                          slot_min_bytes=slot_min[:, None], forced_nodes=forced,
-                         largest_slot_min_bytes=float(slot_min[~unused].max()), index_of=index_of)
+                         largest_slot_min_bytes=float(slot_min[~unused].max()),
+                         largest_fragment_bytes=max(f.memory_bytes for p in plans for f in p.fragments),
+                         all_fit_mask=all_fit, index_of=index_of)
 
     def _head(self, peaks: np.ndarray, counts: np.ndarray, roomiest: float) -> np.ndarray:
         """Family and variant mask when the up node with the most free memory has ``roomiest`` bytes."""
@@ -251,6 +267,8 @@ class ActionTable:
         ``free_memory_bytes`` and ``up`` (bool; None: every node is up) have one entry per node.
         """
         table = self._apps[self._app_index[app]]
+        if up is None and free_memory_bytes[free_memory_bytes.argmin()] >= table.largest_fragment_bytes:
+            return table.all_fit_mask.copy()  # the common case: every node has room for anything
         free = free_memory_bytes if up is None else np.where(up, free_memory_bytes, -1.0)
         roomiest_node = int(free.argmax())  # argmax and a lookup: cheaper than max() on small arrays
         roomiest = free[roomiest_node]
@@ -265,12 +283,28 @@ class ActionTable:
         return mask
 
     def sample_valid(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A uniformly random action among those ``mask`` (from :meth:`masks`) allows, dimension by dimension."""
-        keys = rng.random(mask.size)
-        keys += mask  # allowed values draw from [1, 2), the others from [0, 1): the argmax is a uniform allowed pick
-        padded = self._padding.copy()
-        padded.put(self._padded_positions, keys)
-        return padded.argmax(axis=1)
+        """A uniformly random action among those ``mask`` (from :meth:`masks`) allows, dimension by dimension
+        (a dimension that allows nothing: uniform over all its values).
+
+        Small masks draw one key per entry and take the largest allowed one per dimension; large ones (many
+        nodes) count the allowed entries (one cumulative sum) and look up a uniformly drawn rank per dimension.
+        """
+        if mask.size <= KEYED_SAMPLING_MAX_ENTRIES:
+            keys = rng.random(mask.size)
+            keys += mask  # allowed values draw from [1, 2), the others from [0, 1): the argmax is uniform among allowed
+            padded = self._padding.copy()
+            padded.put(self._padded_positions, keys)
+            return padded.argmax(axis=1)
+        allowed_before = self._allowed_before  # [0, allowed entries up to each position]
+        np.add.accumulate(np.asarray(mask, dtype=bool).view(np.uint8), dtype=np.int32, out=allowed_before[1:])
+        before = allowed_before.take(self._offsets)
+        counts = allowed_before.take(self._offsets + self._nvec_array) - before
+        ranks = (rng.random(self._dimensions) * counts).astype(np.int32)  # floor(u n): uniform over 0..n-1
+        action = allowed_before.searchsorted(before + ranks + 1) - 1 - self._offsets  # the (rank+1)-th allowed
+        if 0 in counts.tolist():
+            empty = counts == 0
+            action[empty] = (rng.random(int(empty.sum())) * self._nvec_array[empty]).astype(np.int64)
+        return action
 
     def decode(self, action, app: str) -> tuple[SplitPlan | None, tuple[int, ...]]:
         """(plan, node of each fragment) that ``action`` names for a job of ``app``.
@@ -279,11 +313,9 @@ class ActionTable:
         chosen family.  An action outside the action space raises ``ValueError``.
         """
         values = action.tolist() if isinstance(action, np.ndarray) else list(action)
-        if len(values) != len(self._nvec):
+        if (len(values) != len(self._nvec) or set(map(type, values)) != {int} or min(values) < 0
+                or not all(map(operator.lt, values, self._nvec))):  # checks in C: cheaper than a loop
             raise ValueError(f"action {values!r} is not in {self.space}")
-        for value, size in zip(values, self._nvec):
-            if type(value) is not int or not 0 <= value < size:
-                raise ValueError(f"action {values!r} is not in {self.space}")
         group = self._apps[self._app_index[app]].by_family[values[0]]
         if not group:
             return None, ()

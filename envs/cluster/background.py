@@ -57,6 +57,7 @@ class BackgroundLoad:
         self._chunk_span_s = config.interval_s * self._chunk_intervals
         self.constant_load: tuple[list[float], list[float]] | None = None
         """``constant`` process: per node (slowdown ``1 / (1 - u)``, extra watts ``P(1) - P(u)``); else None."""
+        self._constant: _Chunk | None = None  # ``constant`` process: its only interval
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start a fresh realisation drawn from ``rng`` (used by this object only from now on)."""
@@ -64,6 +65,11 @@ class BackgroundLoad:
         self._rng = rng
         spread = rng.uniform(-config.node_spread, config.node_spread, nodes)
         self._node_mean = np.clip(config.mean_utilisation + spread, 0.0, config.max_utilisation)
+        if config.process == "constant":  # one interval for all time (kept if the means did not change)
+            if self._constant is None or not np.array_equal(self._constant.utilisation[0], self._node_mean):
+                self._constant = _Chunk(self._node_mean[None, :].copy(), self._power)
+                self.constant_load = (self._constant.slowdown[0], self._constant.extra_power_w[0])
+            return
         stationary_std = config.ar1_noise / np.sqrt(1.0 - config.ar1_coefficient**2)
         self._ar1_state = rng.normal(0.0, 1.0, nodes) * stationary_std
         self._phase_s = rng.uniform(0.0, config.period_s, nodes)
@@ -72,10 +78,6 @@ class BackgroundLoad:
         self._oldest_chunk = 0
         self._last_index = -1  # the chunk asked for last, and that chunk
         self._last_chunk: _Chunk | None = None
-        self._constant: _Chunk | None = None
-        if config.process == "constant":
-            self._constant = _Chunk(self._node_mean[None, :].copy(), self._power)  # one interval for all time
-            self.constant_load = (self._constant.slowdown[0], self._constant.extra_power_w[0])
 
     def _sample(self, first_interval: int) -> np.ndarray:
         """Utilisation of the intervals of the next chunk, shape (intervals, nodes)."""

@@ -92,13 +92,13 @@ class Network:
         row_start = np.concatenate(([0], np.cumsum([len(table) for table in tables])[:-1]))
         self._flat_table = np.concatenate(tables)
         self._link_start = row_start[row_of_link]
-        self._positions = np.empty(2 * self.node_count, dtype=np.int64)  # scratch of bandwidth_mbps
 
     def reset(self, rng: np.random.Generator) -> None:
         """Idle links, each starting at an offset (whole steps) drawn from ``rng``."""
         offsets = rng.integers(0, self._length_array)
         self._offset_array = offsets
-        links = list(zip(self._steps_mbps, offsets.tolist(), self._length))  # (step means, offset, length)
+        # per link: (step means, offset, period in steps, one-way latency of its node)
+        links = list(zip(self._steps_mbps, offsets.tolist(), self._length, self.latency_s + self.latency_s))
         self._uplinks, self._downlinks = links[: self.node_count], links[self.node_count:]
         self.uplink_busy_until_s = [0.0] * self.node_count
         """Time until which each node's uplink is reserved, seconds."""
@@ -114,29 +114,28 @@ class Network:
             start_s = uplink_busy[sender]
         if downlink_busy[receiver] > start_s:
             start_s = downlink_busy[receiver]
-        latency_s = self.latency_s[sender] + self.latency_s[receiver]
+        up_steps, up_offset, up_length, up_latency_s = self._uplinks[sender]
+        down_steps, down_offset, down_length, down_latency_s = self._downlinks[receiver]
         if transfer_bytes <= 0:
             uplink_busy[sender] = downlink_busy[receiver] = start_s
-            return start_s + latency_s
-        up_steps, up_offset, up_length = self._uplinks[sender]
-        down_steps, down_offset, down_length = self._downlinks[receiver]
+            return start_s + up_latency_s + down_latency_s
         step = int(start_s / self.step_s)
         up_mbps = up_steps[(step + up_offset) % up_length]
         down_mbps = down_steps[(step + down_offset) % down_length]
         megabits = transfer_bytes * MEGABITS_PER_BYTE
         if up_mbps <= 0.0 or down_mbps <= 0.0:
-            return self._send_after_stall(sender, receiver, start_s, megabits) + latency_s
+            return self._send_after_stall(sender, receiver, start_s, megabits) + up_latency_s + down_latency_s
         uplink_busy[sender] = start_s + megabits / up_mbps
         downlink_busy[receiver] = start_s + megabits / down_mbps
-        return start_s + megabits / (up_mbps if up_mbps < down_mbps else down_mbps) + latency_s
+        return start_s + megabits / (up_mbps if up_mbps < down_mbps else down_mbps) + up_latency_s + down_latency_s
 
     def _send_after_stall(self, sender: int, receiver: int, start_s: float, megabits: float) -> float:
         """A transfer that would start at ``start_s``, while one of its links is stalled: it starts at
         the first later step in which both carry data.  If they never do (their outages and periods keep
         them apart), the switch relays it: up at the uplink's next open step, down at the downlink's
         first open step after that, each at its own rate.  Returns when the data is through (latency aside)."""
-        up_steps, up_offset, up_length = self._uplinks[sender]
-        down_steps, down_offset, down_length = self._downlinks[receiver]
+        up_steps, up_offset, up_length, _ = self._uplinks[sender]
+        down_steps, down_offset, down_length, _ = self._downlinks[receiver]
         step = int(start_s / self.step_s)
         for later in range(step + 1, step + 1 + up_length * down_length):  # both periods passed: never together
             up_mbps = up_steps[(later + up_offset) % up_length]
@@ -155,11 +154,9 @@ class Network:
         self.downlink_busy_until_s[receiver] = down_end_s
         return max(up_end_s, down_end_s)
 
-    def bandwidth_mbps(self, time_s: float, out: np.ndarray | None = None) -> np.ndarray:
-        """Bandwidth of every link at ``time_s``, Mbit/s: the nodes' uplinks, then their downlinks
-        (shape ``(2 nodes,)``; written into ``out`` if given, else a fresh array)."""
-        positions = self._positions
-        np.add(self._offset_array, int(time_s / self.step_s), out=positions)
-        np.remainder(positions, self._length_array, out=positions)
-        positions += self._link_start
-        return self._flat_table.take(positions, out=out)
+    def bandwidth_mbps(self, times_s: float | np.ndarray) -> np.ndarray:
+        """Bandwidth of every link at ``times_s`` (a time or an array of times), Mbit/s: the nodes' uplinks,
+        then their downlinks, along the last axis (shape ``(..., 2 nodes)``)."""
+        steps = (np.asarray(times_s) / self.step_s).astype(np.int64)  # whole steps since 0 (times >= 0)
+        positions = self._link_start + (steps[..., None] + self._offset_array) % self._length_array
+        return self._flat_table.take(positions)

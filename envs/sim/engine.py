@@ -12,17 +12,22 @@ Conservation holds at every instant: ``arrived == finished + failed + in_flight`
 Nothing grows with the number of finished jobs: outcomes are handed out by
 :meth:`ClusterSimulator.pop_outcomes`, totals are running sums.
 
-For speed the per-node state an observation needs lives in one preallocated
-``(len(NODE_VALUES), nodes)`` array (times as absolute busy-until times), kept
-in step with the scheduler's and the network's lists for the nodes a job
-touches; :meth:`ClusterSimulator.node_values` turns a copy of it into values
-relative to now with a handful of vector operations.
+For speed, the per-node values an observation needs live in one preallocated
+``(len(NODE_VALUES), nodes)`` array: the busy-until times of nodes and links (as
+absolute times, copied from the scheduler's and the network's lists for the
+nodes a job touches) and free memory are kept up to date as jobs are submitted
+and finish; bandwidth, background load and node state are brought to the
+current time when values are asked for; :meth:`ClusterSimulator.node_values`
+and :meth:`ClusterSimulator.scaled_node_values` then need a few vector
+operations.  Jobs are drawn :data:`PREFETCH_JOBS` at a time (the workload does
+not depend on the actions), with the link bandwidths of the steps they arrive in.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,13 +47,17 @@ PLAN_CACHE_SIZE = 4096
 STREAMS = ("workload", "background", "failures", "network", "exits")
 """Independent random streams of an episode, each seeded from the generator given to ``reset``."""
 
-(_QUEUED, _UPLINK_BACKLOG, _DOWNLINK_BACKLOG, _UTILISATION, _FREE_MEMORY, _UP, _UPLINK, _DOWNLINK) = range(
+(_QUEUED, _UPLINK_BACKLOG, _DOWNLINK_BACKLOG, _UPLINK, _DOWNLINK, _FREE_MEMORY, _BACKGROUND, _UP) = range(
     len(NODE_VALUES))
+_TIMES = _UPLINK  # rows [0, _TIMES) hold busy-until times in the state, seconds from now in node_values()
+
+PREFETCH_JOBS = 64
+"""Jobs drawn ahead of time, with the link bandwidths of the steps they arrive in (one vector computation)."""
 
 
 def _reseed(generators: list[np.random.Generator], rng: np.random.Generator) -> None:
-    """Give each PCG64 generator a fresh state and stream drawn from ``rng`` (256 bits each): the same
-    independence as seeding through ``SeedSequence``, at a twentieth of its cost."""
+    """Give each PCG64 generator a random 128-bit state and stream increment drawn from ``rng`` (independent
+    streams, like children of a ``SeedSequence``, at a twentieth of the cost of seeding one)."""
     words = rng.bit_generator.random_raw(4 * len(generators)).tolist()
     for index, generator in enumerate(generators):
         high_state, low_state, high_stream, low_stream = words[4 * index: 4 * index + 4]
@@ -78,15 +87,13 @@ class ClusterSimulator:
         self._compiled: dict[int, CompiledPlan] = {}
         self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in STREAMS]
         self._state = np.zeros((len(NODE_VALUES), self.node_count))
-        """node_values() with absolute busy-until times and background utilisation, kept up to date."""
-        self._values = np.zeros_like(self._state)  # scratch of node_values()
-        self._shift = np.zeros_like(self._state)  # node_values(): time now in the busy-until rows, else 0
-        self._floor = np.zeros((_UTILISATION + 1, self.node_count))  # node_values(): 0 for times, busy for utilisation
+        """The rows of node_values(), busy-until times as absolute times (see the module docstring)."""
+        self._timed_size = _TIMES * self.node_count  # entries of the busy-until rows, flattened
         self._bind_views()
         self._start(rng)
 
-    _VIEWS = ("_busy_row", "_uplink_row", "_downlink_row", "_free_row", "_bandwidth_rows", "_time_shift",
-              "_floored_values", "_busy_floor", "_free_memory_view")
+    _VIEWS = ("_busy_row", "_uplink_row", "_downlink_row", "_free_row", "_bandwidth_rows", "_free_memory_view",
+              "_flat_state")
 
     def _bind_views(self) -> None:
         """Views of the state and scratch arrays that the hot paths write through (made once: cheaper)."""
@@ -94,9 +101,7 @@ class ClusterSimulator:
         self._busy_row, self._uplink_row = state[_QUEUED], state[_UPLINK_BACKLOG]
         self._downlink_row, self._free_row = state[_DOWNLINK_BACKLOG], state[_FREE_MEMORY]
         self._bandwidth_rows = state[_UPLINK: _DOWNLINK + 1].reshape(-1)  # a view: uplinks, then downlinks
-        self._time_shift = self._shift[:_UTILISATION]
-        self._floored_values = self._values[: _UTILISATION + 1]
-        self._busy_floor = self._floor[_UTILISATION]
+        self._flat_state = state.reshape(-1)
         self._free_memory_view = state[_FREE_MEMORY].view()
         self._free_memory_view.flags.writeable = False
 
@@ -126,9 +131,14 @@ class ClusterSimulator:
         state.fill(0.0)
         state[_FREE_MEMORY] = self._usable_memory_bytes
         state[_UP] = 1.0
-        state[_UTILISATION] = self._background.utilisation_vector(0.0)
-        self._background_interval = 0  # background interval and bandwidth step the state's rows hold
-        self._bandwidth_step = -1
+        state[_BACKGROUND] = self._background.utilisation_vector(0.0)
+        self._background_interval = 0  # background interval the state's row holds
+        self._upcoming: list[Job] = []  # jobs drawn ahead
+        self._upcoming_rows: list[int] = []  # per upcoming job: the row of _upcoming_bandwidth of its arrival
+        self._upcoming_bandwidth = np.empty((0, 2 * self.node_count))  # link bandwidths, one row per step
+        self._next_upcoming = 0
+        self._bandwidth_source: int | None = -1  # row of _upcoming_bandwidth for now; -1: compute; None: in state
+        self._loaded_row = -1  # row of _upcoming_bandwidth the state holds (-1: none)
         self._memory_releases: list[tuple[float, int, int]] = []  # heap of (time_s, node, bytes)
         self._unresolved: list[tuple[float, int, JobOutcome]] = []  # heap of (resolve_s, job_id, outcome)
         self._resolved: list[JobOutcome] = []
@@ -149,12 +159,43 @@ class ClusterSimulator:
         """
         if self._awaiting is not None:
             raise RuntimeError(f"job {self._awaiting.job_id} arrived but was not submitted; submit it first")
-        job = self._jobs.next_job()
+        if self._next_upcoming == len(self._upcoming):
+            self._prefetch()
+        if self._upcoming:
+            job = self._upcoming[self._next_upcoming]
+            self._bandwidth_source = self._upcoming_rows[self._next_upcoming]
+            self._next_upcoming += 1
+        else:
+            job = None
+            self._bandwidth_source = -1
         self._advance_time(job.arrival_s if job is not None else self.config.horizon_s)
         if job is not None:
             self.arrived += 1
             self._awaiting = job
         return job
+
+    def _prefetch(self) -> None:
+        """Draw the next jobs of the (action-independent) workload and the link bandwidths of the steps they
+        arrive in: one vector computation for many arrivals."""
+        upcoming = []
+        for _ in range(PREFETCH_JOBS):
+            job = self._jobs.next_job()
+            if job is None:
+                break
+            upcoming.append(job)
+        self._upcoming, self._next_upcoming = upcoming, 0
+        if upcoming:
+            step_s, previous_step = self._network.step_s, -1
+            step_times_s, rows = [], []  # arrivals are in time order: one row per new step
+            for job in upcoming:
+                step = int(job.arrival_s / step_s)
+                if step != previous_step:
+                    step_times_s.append(job.arrival_s)
+                    previous_step = step
+                rows.append(len(step_times_s) - 1)
+            self._upcoming_bandwidth = self._network.bandwidth_mbps(np.array(step_times_s))
+            self._upcoming_rows = rows
+            self._loaded_row = -1
 
     def _advance_time(self, time_s: float) -> None:
         if time_s > self.time_s:
@@ -210,6 +251,10 @@ class ClusterSimulator:
             if compiled.memory_bytes[0] > free[placement[0]]:
                 return False
             return self._failures is None or self._failures.is_up(placement[0], self.time_s)
+        if len(set(placement)) == compiled.fragment_count:  # one fragment per node: compare in C
+            if not all(map(operator.le, compiled.memory_bytes, map(free.__getitem__, placement))):
+                return False
+            return self._failures is None or all(self._failures.is_up(node, self.time_s) for node in placement)
         needed: dict[int, int] = {}
         for node, memory_bytes in zip(placement, compiled.memory_bytes):
             total = needed.get(node, 0) + memory_bytes
@@ -268,15 +313,17 @@ class ClusterSimulator:
         downlink, downlink_row = self._network.downlink_busy_until_s, self._downlink_row
         free, free_row = self._free_memory_bytes, self._free_row
         memory_bytes, finish_s = compiled.memory_bytes, compiled.finish_s
+        push, releases = heapq.heappush, self._memory_releases
         for fragment, node in enumerate(placement):
             busy_row[node] = busy[node]
             uplink_row[node] = uplink[node]
             downlink_row[node] = downlink[node]
-            if reach[fragment] and memory_bytes[fragment]:
-                free[node] -= memory_bytes[fragment]
+            fragment_bytes = memory_bytes[fragment]
+            if fragment_bytes and reach[fragment]:
+                free[node] -= fragment_bytes
                 free_row[node] = free[node]
                 release_s = finish_s[fragment] if finish_s[fragment] < failure_s else failure_s
-                heapq.heappush(self._memory_releases, (release_s, node, memory_bytes[fragment]))
+                push(releases, (release_s, node, fragment_bytes))
         uplink_row[origin] = uplink[origin]
         downlink_row[origin] = downlink[origin]
 
@@ -299,39 +346,44 @@ class ClusterSimulator:
         resolved, self._resolved = self._resolved, []
         return resolved
 
-    def _refresh_values(self) -> np.ndarray:
-        """Bring the state's time-dependent rows up to now and compute node_values() into the scratch array."""
-        time_s, state = self.time_s, self._state
-        step = int(time_s / self._network.step_s)
-        if step != self._bandwidth_step:
-            self._network.bandwidth_mbps(time_s, out=self._bandwidth_rows)
-            self._bandwidth_step = step
+    def _sync_state(self) -> None:
+        """Bring the state's rows that follow time (bandwidth, background load, up) to now."""
+        source = self._bandwidth_source
+        if source is not None:
+            if source < 0:
+                self._bandwidth_rows[:] = self._network.bandwidth_mbps(self.time_s)
+            elif source != self._loaded_row:
+                self._bandwidth_rows[:] = self._upcoming_bandwidth[source]
+            self._loaded_row = source
+            self._bandwidth_source = None
         if self._background.constant_load is None:
-            interval = int(time_s / self.config.background.interval_s)
+            interval = int(self.time_s / self.config.background.interval_s)
             if interval != self._background_interval:
-                state[_UTILISATION] = self._background.utilisation_vector(time_s)
+                self._state[_BACKGROUND] = self._background.utilisation_vector(self.time_s)
                 self._background_interval = interval
         if self._failures is not None:
-            state[_UP] = self._failures.up_vector(time_s)
-        self._time_shift.fill(time_s)
-        values = np.subtract(state, self._shift, out=self._values)  # busy-until times -> seconds from now
-        np.sign(values[_QUEUED], out=self._busy_floor)  # 1 while the node has work queued (<= 0: idle)
-        np.maximum(self._floored_values, self._floor, out=self._floored_values)  # times >= 0; utilisation 1 if busy
-        return values
+            self._state[_UP] = self._failures.up_vector(self.time_s)
 
     def node_values(self) -> np.ndarray:
         """The cluster now as a fresh ``(len(NODE_VALUES), nodes)`` float64 array, rows
         :data:`~envs.sim.types.NODE_VALUES` (the fields of :class:`ClusterSnapshot`; ``up`` as 1.0 / 0.0)."""
-        return self._refresh_values().copy()
+        self._sync_state()
+        values = self._state.copy()
+        times_s = values[:_TIMES]
+        times_s -= self.time_s  # busy-until times -> seconds from now
+        np.maximum(times_s, 0.0, out=times_s)
+        return values
 
-    def normalised_node_values(self, scale: np.ndarray, high: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``min(node_values() * scale, high)`` written into ``out`` (any float dtype, ``nodes x len(NODE_VALUES)``
-        entries, row after row): what an observation needs, in a few vector operations.  ``scale`` and ``high``
-        are float64 arrays of the same size (every value is >= 0, so no lower clip is needed)."""
-        values = self._refresh_values().reshape(-1)
-        np.multiply(values, scale, out=values)
-        np.minimum(values, high, out=values)
-        out[:] = values
+    def scaled_node_values(self, scale: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``node_values() * scale``, flattened row after row into ``out`` (float64, ``nodes x len(NODE_VALUES)``
+        entries, like ``scale``): what an observation needs, in a few vector operations."""
+        self._sync_state()
+        timed = self._timed_size
+        times = out[:timed]
+        np.subtract(self._flat_state[:timed], self.time_s, out=times)
+        np.maximum(times, 0.0, out=times)
+        np.multiply(times, scale[:timed], out=times)
+        np.multiply(self._flat_state[timed:], scale[timed:], out=out[timed:])
         return out
 
     @property

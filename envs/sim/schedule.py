@@ -144,7 +144,8 @@ class Scheduler:
         """All nodes idle (the network resets its links itself)."""
         self.busy_until_s = [0.0] * self.node_count
         self.runs: list[tuple[int, float, float, float]] = []
-        """Fragment runs of the last :meth:`schedule` (cut at a failure): (node, start_s, end_s, energy_j)."""
+        """With failures on: the fragment runs of the last :meth:`schedule` (cut at a failure), as
+        (node, start_s, end_s, energy_j)."""
 
     def schedule(self, compiled: CompiledPlan, placement: Sequence[int], origin: int, now_s: float,
                  reach: Sequence[float], iterations: int, commit: bool) -> tuple[float, float, float]:
@@ -153,16 +154,18 @@ class Scheduler:
         ``failure_s`` is ``math.inf`` unless a node failure kills the job (only when
         ``commit``: estimates ignore future failures); ``energy_j`` is what the job's
         fragments add to the nodes' background draw (up to the failure).  With
-        ``commit`` the reservations stay (cut at ``failure_s``) and :attr:`runs` lists
-        them; without, every busy-until time is restored.
+        ``commit`` the reservations stay (cut at ``failure_s``); without, every
+        busy-until time is restored.
         """
+        if commit and iterations == 1 and self._failures is None:  # the common case, kept short
+            return self._schedule_pass(compiled, placement, origin, now_s, reach, None, None)
         failures = self._failures if commit else None
-        saved = None if failures is None and commit else self._busy_times(placement, origin)
-        self.runs = []
+        saved = self._busy_times(placement, origin)
+        runs = self.runs = [] if self._failures is not None else None
         completion_s, failure_s, energy_j = now_s, math.inf, 0.0
         for _ in range(iterations):
             completion_s, failure_s, pass_energy_j = self._schedule_pass(compiled, placement, origin, completion_s,
-                                                                         reach, failures)
+                                                                         reach, failures, runs)
             energy_j += pass_energy_j
             if failure_s < math.inf:
                 break
@@ -220,15 +223,15 @@ class Scheduler:
         return end_s, energy_j, down_s
 
     def _schedule_pass(self, compiled: CompiledPlan, placement: Sequence[int], origin: int, start_s: float,
-                       reach: Sequence[float], failures: FailureProcess | None) -> tuple[float, float, float]:
-        """One pass of the plan whose input is at the origin at ``start_s``; (completion_s, failure_s, energy_j)."""
+                       reach: Sequence[float], failures: FailureProcess | None,
+                       runs: list | None) -> tuple[float, float, float]:
+        """One pass of the plan whose input is at the origin at ``start_s``; (completion_s, failure_s, energy_j).
+        Fragment runs are appended to ``runs`` unless it is None."""
         busy = self.busy_until_s
         finish_s = compiled.finish_s
         seconds_per_reference_s = self._seconds_per_reference_s
         constant_load = self._background.constant_load
-        load = self._background.load
         send = self._network.send
-        runs = self.runs
         completion_s, failure_s, total_energy_j = start_s, math.inf, 0.0
         for fragment, latency_s, inputs in compiled.steps:
             items = reach[fragment]
@@ -247,7 +250,7 @@ class Scheduler:
                     ready_s = sent_s
             begin_s = busy[node] if busy[node] > ready_s else ready_s
             if constant_load is None:
-                slowdown, extra_power_w = load(node, begin_s)
+                slowdown, extra_power_w = self._background.load(node, begin_s)
             else:
                 slowdown, extra_power_w = constant_load[0][node], constant_load[1][node]
             work_s = items * latency_s * seconds_per_reference_s[node] * slowdown
@@ -260,9 +263,9 @@ class Scheduler:
                                                           extra_power_w)
                 if down_s < failure_s:
                     failure_s = down_s
-            busy[node] = end_s
-            finish_s[fragment] = end_s
-            runs.append((node, begin_s, end_s, energy_j))
+            busy[node] = finish_s[fragment] = end_s
+            if runs is not None:
+                runs.append((node, begin_s, end_s, energy_j))
             total_energy_j += energy_j
             if end_s > completion_s:
                 completion_s = end_s

@@ -53,8 +53,8 @@ class JobOutcome(NamedTuple):
     energy_j: float  # energy the job's fragments added above the nodes' background draw, joules
 
 
-NODE_VALUES = ("queued_work_s", "uplink_backlog_s", "downlink_backlog_s", "utilisation", "free_memory_bytes", "up",
-               "uplink_mbps", "downlink_mbps")
+NODE_VALUES = ("queued_work_s", "uplink_backlog_s", "downlink_backlog_s", "uplink_mbps", "downlink_mbps",
+               "free_memory_bytes", "background_utilisation", "up")
 """Rows of :meth:`ClusterSimulator.node_values` (one column per node), in order; the per-node fields of
 :class:`ClusterSnapshot` have the same names and meaning."""
 
@@ -71,18 +71,18 @@ class ClusterSnapshot(NamedTuple):
     #                            a fragment placed there now could start, inputs aside)
     uplink_backlog_s: np.ndarray  # seconds until the node's uplink is through its reserved transfers
     downlink_backlog_s: np.ndarray  # seconds until the node's downlink is through its reserved transfers
-    utilisation: np.ndarray  # fraction in [0, 1]: 1 while the node has fragments reserved, else its background
-    free_memory_bytes: np.ndarray  # bytes (whole numbers, float64): usable memory minus unfinished reservations
-    up: np.ndarray  # bool: node is up (not failed)
     uplink_mbps: np.ndarray  # current uplink bandwidth, Mbit/s
     downlink_mbps: np.ndarray  # current downlink bandwidth, Mbit/s
+    free_memory_bytes: np.ndarray  # bytes (whole numbers, float64): usable memory minus unfinished reservations
+    background_utilisation: np.ndarray  # fraction in [0, 1]: load of work that is not ours (while our fragments
+    #                                     run the node is fully busy: queued_work_s > 0)
+    up: np.ndarray  # bool: node is up (not failed)
 
     @classmethod
     def of(cls, time_s: float, values: np.ndarray) -> ClusterSnapshot:
         """The snapshot whose arrays are the rows of ``values`` (rows :data:`NODE_VALUES`, not copied)."""
-        queued, uplink_backlog, downlink_backlog, utilisation, free_memory, up, uplink, downlink = values
-        return cls(time_s, queued, uplink_backlog, downlink_backlog, utilisation, free_memory, up > 0.5, uplink,
-                   downlink)
+        *rows, up = values
+        return cls(time_s, *rows, up > 0.5)
 
 
 # --------------------------------------------------------------------------- validation

@@ -124,7 +124,8 @@ def test_family_without_plans_rejects_the_job_with_the_configured_penalty():
     _, reward, _, _, info = env.step(action)
     assert info["action_infeasible"] and info["jobs_infeasible"] == 1 and info["infeasible"] == 1
     assert info["reward_penalty"] == 0.75 and reward <= -0.75 + info["reward_sla"] + info["reward_accuracy"]
-    assert env.last_outcomes[-1].failure_reason == "infeasible"
+    rejected = env.last_outcomes[-1]  # the simulator's reject path, under the family the action chose
+    assert rejected.failure_reason == "infeasible" and rejected.family == "width" and rejected.energy_j == 0.0
 
 
 def test_a_down_node_is_masked_and_placing_on_it_is_rejected():

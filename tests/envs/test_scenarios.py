@@ -109,22 +109,29 @@ def _least_loaded_action():
     return module.least_loaded_action
 
 
-def _violation_rate(env: EdgeSplitEnv, choose, seed: int) -> float:
-    env.reset(seed=seed)
+CALIBRATION_EPISODES = {"splitplace": 10, "mobile-edge": 6, "mdi-jetson": 6, "large": 3}
+"""Episodes pooled per scenario (as in docs/environment.md): one episode of splitplace has only ~150 jobs."""
+
+
+def _violation_rate(env: EdgeSplitEnv, choose, episodes: int) -> float:
+    """Share of the jobs resolved in ``episodes`` episodes (seeds 0, 1, ...) that missed their deadline."""
     met = resolved = 0
-    truncated = False
-    while not truncated:
-        _, _, _, truncated, info = env.step(choose(env))
-        met += info["jobs_met_deadline"]
-        resolved += info["jobs_finished"] + info["jobs_failed"]
+    for seed in range(episodes):
+        env.reset(seed=seed)
+        truncated = False
+        while not truncated:
+            _, _, _, truncated, info = env.step(choose(env))
+            met += info["jobs_met_deadline"]
+            resolved += info["jobs_finished"] + info["jobs_failed"]
     return 1.0 - met / resolved
 
 
 @pytest.mark.parametrize("name", list_scenarios())
 def test_deadlines_bind_and_least_loaded_beats_random_valid_actions(name):
     env = EdgeSplitEnv(name)
+    episodes = CALIBRATION_EPISODES.get(name, 3)
     rng = np.random.default_rng(0)
-    random_rate = _violation_rate(env, lambda e: e.actions.sample_valid(e.action_masks(), rng), seed=0)
-    heuristic_rate = _violation_rate(env, _least_loaded_action(), seed=0)
+    random_rate = _violation_rate(env, lambda e: e.actions.sample_valid(e.action_masks(), rng), episodes)
+    heuristic_rate = _violation_rate(env, _least_loaded_action(), episodes)
     assert 0.1 <= random_rate <= 0.7
     assert heuristic_rate < random_rate - 0.1

@@ -12,7 +12,7 @@ from envs.cluster.energy import PowerModel
 from envs.cluster.failures import FailureProcess
 from envs.cluster.network import Network, step_means_mbps
 from envs.dnn.plan import ORIGIN, Fragment, SplitPlan, Transfer
-from envs.sim.engine import ClusterSimulator
+from envs.sim.engine import PREFETCH_JOBS, ClusterSimulator
 from envs.sim.types import (
     AppConfig,
     ArrivalConfig,
@@ -438,11 +438,51 @@ def test_snapshot_reports_trace_bandwidth_and_fresh_arrays(kit):
         assert set(snapshot.uplink_mbps) <= {10.0, 20.0, 30.0, 40.0}
         snapshot.free_memory_bytes[:] = -1
         snapshot.uplink_mbps[:] = -1
-        snapshot.utilisation[:] = 7
+        snapshot.background_utilisation[:] = 7
         again = simulator.snapshot()
-        assert again.free_memory_bytes.min() >= 0 and again.uplink_mbps.min() > 0 and again.utilisation.max() <= 1
+        assert again.free_memory_bytes.min() >= 0 and again.uplink_mbps.min() > 0 and again.background_utilisation.max() <= 1
         simulator.submit(job, kit.chain((1.0,)), (1,))
         job = simulator.advance_to_next_arrival()
+
+
+def test_snapshot_reports_link_backlogs_in_seconds(kit):
+    nodes = (kit.node(mbps=8.0), kit.node(mbps=8.0))
+    simulator = ClusterSimulator(kit.config(nodes, rate_per_s=20.0, horizon_s=50.0), np.random.default_rng(0))
+    job = simulator.reset(np.random.default_rng(0))
+    plan = kit.chain((0.5,), input_bytes=2_000_000, result_bytes=0)  # 16 Mbit from the origin (node 0): 2 s
+    simulator.submit(job, plan, (1,))
+    simulator.reject(simulator.advance_to_next_arrival())
+    later = simulator.advance_to_next_arrival()  # jobs arrive ~0.05 s apart: the upload is still going
+    snapshot = simulator.snapshot()
+    upload_end_s = job.arrival_s + 2.0
+    assert snapshot.uplink_backlog_s[0] == pytest.approx(upload_end_s - later.arrival_s)
+    assert snapshot.downlink_backlog_s[1] == pytest.approx(upload_end_s - later.arrival_s)
+    assert snapshot.queued_work_s[1] == pytest.approx(upload_end_s + 0.5 - later.arrival_s)
+    # the (empty) result goes back when the fragment ends: links are FIFO, so a new transfer from node 1
+    # or to node 0 could not start before then
+    result_s = upload_end_s + 0.5 - later.arrival_s
+    assert snapshot.uplink_backlog_s[1] == snapshot.downlink_backlog_s[0] == pytest.approx(result_s)
+    assert snapshot.queued_work_s[0] == 0.0
+    values = simulator.node_values()
+    assert [list(row) for row in values[:-1]] == [list(array) for array in snapshot[1:-1]]
+    assert list(values[-1] > 0.5) == list(snapshot.up)
+
+
+def test_snapshot_bandwidth_is_the_trace_step_of_each_arrival(kit):
+    # many arrivals per bandwidth step and more arrivals than one prefetch batch
+    traces = [kit.trace(*values) for values in ([1.0, 2.0, 3.0], [5.0, 0.0, 7.0, 11.0, 13.0], [17.0, 19.0])]
+    nodes = tuple(NodeConfig(kit.device(), LinkConfig(up, down)) for up, down in zip(traces, traces[::-1]))
+    simulator = ClusterSimulator(kit.config(nodes, rate_per_s=3.0, horizon_s=200.0), np.random.default_rng(0))
+    network = simulator._network
+    job, checked = simulator.reset(np.random.default_rng(1)), 0
+    while job is not None:
+        snapshot = simulator.snapshot()
+        expected = network.bandwidth_mbps(job.arrival_s)  # computed on its own, not from the prefetched table
+        assert list(snapshot.uplink_mbps) + list(snapshot.downlink_mbps) == list(expected)
+        simulator.reject(job)
+        job = simulator.advance_to_next_arrival()
+        checked += 1
+    assert checked > 3 * PREFETCH_JOBS
 
 
 # ---------------------------------------------------------------------------- bookkeeping

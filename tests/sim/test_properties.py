@@ -122,7 +122,7 @@ def test_conservation_and_sane_quantities_at_every_step(kit, data):
         for array in snapshot[1:]:
             assert array.shape == (simulator.node_count,)
             assert np.all(np.isfinite(array)) and np.all(array >= 0)
-        assert np.all(snapshot.utilisation <= 1.0) and np.all(snapshot.free_memory_bytes <= usable)
+        assert np.all(snapshot.background_utilisation <= 1.0) and np.all(snapshot.free_memory_bytes <= usable)
         for outcome in new:
             assert outcome.job_id not in state["seen"]
             state["seen"].add(outcome.job_id)
