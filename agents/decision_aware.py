@@ -1,7 +1,7 @@
 """Decision-aware placement (SplitPlace's placement concept), learned online with PyTorch.
 
 The policy scores every (fragment slot, node) pair with one shared MLP whose
-input is the node's features (queued work, utilisation, free memory, state,
+input is the node's features (queued work, link backlogs, background load, free memory, state,
 bandwidth, speed), the slot's fragment features (compute, memory, transfer
 sizes of the job), the job's features, and *the split decision* (family and
 variant of the chosen plan, one-hot); a softmax over the nodes with room gives
