@@ -27,7 +27,7 @@ test-all: $(STAMP)
 PROFILES_VENV := .venv-profiles
 $(PROFILES_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(PROFILES_VENV)
-	$(PROFILES_VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 networkx numpy tqdm pyyaml
+	$(PROFILES_VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 gymnasium networkx numpy tqdm pyyaml
 	$(PROFILES_VENV)/bin/pip install --quiet --no-deps -e .
 	touch $@
 
