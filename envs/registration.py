@@ -4,7 +4,9 @@
 
 * ``EdgeSplit-v0``: the environment; pick a named scenario with ``scenario=...``
   (default ``"splitplace"``), e.g. ``gymnasium.make("EdgeSplit-v0", scenario="large")``;
-* ``EdgeSplit-<scenario>-v0``: one id per YAML file in ``envs/scenarios/``.
+* ``EdgeSplit-<scenario>-v0``: one id per YAML file in ``envs/scenarios/``;
+* ``EdgeModelUpdate-v0``: re-training decisions (``envs/model_update.py``), settings from
+  ``envs/update_scenarios/`` (``scenario=...``, default ``"deep-edge"``).
 
 The entry point is a string, so ``gymnasium.make("envs:EdgeSplit-v0")`` works in a
 fresh (spawned) process as well.  Registering twice is a no-op.
@@ -17,6 +19,8 @@ import gymnasium
 from envs.scenarios import DEFAULT_SCENARIO, list_scenarios
 
 ENTRY_POINT = "envs.edge_split:EdgeSplitEnv"
+MODEL_UPDATE_ID = "EdgeModelUpdate-v0"
+MODEL_UPDATE_ENTRY_POINT = "envs.model_update:EdgeModelUpdateEnv"
 VERSION = 0
 
 
@@ -37,3 +41,5 @@ def register_envs() -> None:
     for env_id, kwargs in kwargs_by_id.items():
         if env_id not in gymnasium.registry:
             gymnasium.register(id=env_id, entry_point=ENTRY_POINT, kwargs=kwargs)
+    if MODEL_UPDATE_ID not in gymnasium.registry:
+        gymnasium.register(id=MODEL_UPDATE_ID, entry_point=MODEL_UPDATE_ENTRY_POINT)

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--output", type=Path, default=RESULTS_DIR, help="root folder (default: results/)")
     parser.add_argument("--config", default=None, help="config file instead of the default (one name only)")
     parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if args.all == (args.name is not None):
         parser.error("give exactly one of NAME or --all")
     if args.all and args.config:
