@@ -20,8 +20,12 @@ from envs.dnn.accuracy import (
     write_accuracy,
 )
 from envs.dnn.digits import load_digits_split
+from envs.dnn.early_exit_assumption import EXITS, head_accuracies, prefix_macs_fractions
+from envs.dnn.early_exit_assumption import exit_policy as assumed_exit_policy
 from envs.dnn.models.early_exit import EarlyExitNet, exit_policy, split_chain
 from envs.dnn.models.splitplace import APPS, SemanticNet, layer_net
+from envs.dnn.planner import SplitPlanner
+from envs.dnn.profile_io import load_profile
 from envs.dnn.profiler import trace_module
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -244,3 +248,52 @@ def test_training_script_writes_a_complete_profile(tmp_path):
     assert profile.early_exit.exit_after == shipped.early_exit.exit_after
     assert [p.threshold for p in profile.early_exit.policies] == [p.threshold for p in shipped.early_exit.policies]
     assert "--seed 3 --epochs 1" in profile.sources["run"]
+
+
+@pytest.mark.parametrize("name", sorted(EXITS))
+def test_assumed_imagenet_exits_follow_the_documented_model(name):
+    profile = load_accuracy(name)
+    assert profile.sources["early_exit"].startswith("assumption:")
+    assert profile.early_exit.exit_after == EXITS[name]
+    accuracies = head_accuracies(profile.full, prefix_macs_fractions(name, EXITS[name]) + [1.0])
+    for policy in profile.early_exit.policies:
+        expected = assumed_exit_policy(accuracies, policy.threshold)
+        assert policy.exit_fraction == pytest.approx(expected.exit_fraction, abs=1e-9)
+        assert policy.accuracy == pytest.approx(expected.accuracy, abs=1e-9)
+    graph = load_profile(name)
+    channels = [graph.nodes[vertex]["output_shape"][1] for vertex in EXITS[name]]
+    assert list(profile.early_exit.head_macs) == [1000 * c for c in channels]
+    assert list(profile.early_exit.head_param_bytes) == [4 * (1000 * c + 1000) for c in channels]
+
+
+@pytest.mark.parametrize("name", sorted(EXITS))
+def test_assumed_policies_trade_accuracy_for_early_exits(name):
+    profile = load_accuracy(name)
+    policies = profile.early_exit.policies
+    accuracies = [policy.accuracy for policy in policies]
+    early_shares = [1.0 - policy.exit_fraction[-1] for policy in policies]
+    assert accuracies == sorted(accuracies) and len(set(accuracies)) == len(accuracies)
+    assert early_shares == sorted(early_shares, reverse=True) and early_shares[-1] == 0.0
+    assert accuracies[-1] == pytest.approx(profile.full) and max(accuracies) <= profile.full + 1e-12
+
+
+def test_assumed_exit_policy_of_a_lone_classifier_is_its_accuracy():
+    policy = assumed_exit_policy([0.7], 0.9)
+    assert policy.exit_fraction == (1.0,) and policy.accuracy == pytest.approx(0.7)
+
+
+def test_confident_early_exits_are_more_accurate_than_their_head():
+    """Calibrated heads: the items leaving at a head at threshold T are right with probability >= T."""
+    policy = assumed_exit_policy([0.4, 0.7], 0.8)
+    share, _ = policy.exit_fraction
+    assert 0.0 < share < 0.4
+    final_only = policy.accuracy - 0.8 * share
+    assert final_only < 0.7 * (1.0 - share), "the items left to the final classifier are the harder ones"
+
+
+@pytest.mark.parametrize("name", sorted(EXITS))
+def test_imagenet_models_offer_early_exit_chains_with_and_without_compression(name):
+    plans = [plan for plan in SplitPlanner.for_model(name).all_plans() if plan.family == "early_exit"]
+    thresholds = load_accuracy(name).early_exit.policies
+    assert len(plans) == 2 * len(thresholds)
+    assert sum("compression=" in plan.variant for plan in plans) == len(thresholds)

@@ -25,12 +25,13 @@ HEAD_POOL_SIDE_PX = 4
 """Spatial side the exit heads average-pool a feature map to before their linear classifier."""
 
 
-def exit_head(channels: int, classes: int) -> nn.Sequential:
-    """average-pool to 4x4 - flatten - linear: a light classifier on a (channels, H, W) activation."""
+def exit_head(channels: int, classes: int, pool_side_px: int = HEAD_POOL_SIDE_PX) -> nn.Sequential:
+    """average-pool to ``pool_side_px`` square - flatten - linear: a light classifier on a (channels, H, W)
+    activation."""
     return nn.Sequential(
-        nn.AdaptiveAvgPool2d(HEAD_POOL_SIDE_PX),
+        nn.AdaptiveAvgPool2d(pool_side_px),
         nn.Flatten(),
-        nn.Linear(channels * HEAD_POOL_SIDE_PX**2, classes),
+        nn.Linear(channels * pool_side_px**2, classes),
     )
 
 
