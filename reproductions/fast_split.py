@@ -113,8 +113,8 @@ Policy = Callable[[DelayModel], CutResult]
 def step_s(partition: CutResult, delay: DelayModel) -> float:
     """Seconds of one step of ``partition`` at ``delay``'s bandwidth: its compute seconds (which do not
     depend on the bandwidth, so ``partition`` may come from any bandwidth with the same speeds and batch)
-    plus the time its cut bytes take at ``delay``."""
-    return partition.device_compute_s + partition.server_compute_s + delay.transfer_time_s(partition.cut_bytes)
+    plus the time its cut bytes (and their gradients) take at ``delay``."""
+    return partition.device_compute_s + partition.server_compute_s + delay.transfer_time_s(partition.cut_bytes, partition.gradient_bytes)
 
 
 class ModelSetup:

@@ -72,7 +72,8 @@ class DelayModel:
         bandwidth_mbps: device-server link rate, megabits per second (> 0).
         objective: ``"inference"`` (forward pass) or ``"training"`` (one
             split-learning step: forward and backward on both sides, the cut
-            activations sent up and their gradients, of the same size, sent down).
+            activations sent up and their gradients, of the same size, sent down;
+            raw input data sent up has no gradient to send back).
         batch_size: items per pass (a mini-batch for training); compute time and
             bytes are taken to grow linearly with it.
         backward_factor: backward time / forward time of a vertex (training only);
@@ -105,12 +106,6 @@ class DelayModel:
         passes = 1.0 + self.backward_factor if self.objective == "training" else 1.0
         return passes * self.batch_size
 
-    @property
-    def transfer_multiplier(self) -> int:
-        """Bytes of one item's tensor -> bytes over the link in one step (both ways when training)."""
-        directions = 2 if self.objective == "training" else 1
-        return directions * self.batch_size
-
     def device_time_s(self, latency_s: np.ndarray | float) -> np.ndarray | float:
         """Device seconds of a step for reference-CPU forward latency ``latency_s`` of one item."""
         return latency_s * self.compute_multiplier / self.device_speed_factor
@@ -119,9 +114,17 @@ class DelayModel:
         """Server seconds of a step for reference-CPU forward latency ``latency_s`` of one item."""
         return latency_s * self.compute_multiplier / self.server_speed_factor
 
-    def transfer_time_s(self, tensor_bytes: np.ndarray | float) -> np.ndarray | float:
-        """Link seconds of a step for a cut tensor of ``tensor_bytes`` per item."""
-        return tensor_bytes * self.transfer_multiplier * BITS_PER_BYTE / (self.bandwidth_mbps * BITS_PER_MEGABIT)
+    def transfer_time_s(self, tensor_bytes: np.ndarray | float,
+                        gradient_bytes: np.ndarray | float | None = None) -> np.ndarray | float:
+        """Link seconds of a step for cut tensors of ``tensor_bytes`` per item sent up.
+
+        When training, ``gradient_bytes`` per item come back down (default: as many as went up,
+        i.e. every cut tensor is an activation; the raw input has none).
+        """
+        link_bytes = tensor_bytes
+        if self.objective == "training":
+            link_bytes = link_bytes + (tensor_bytes if gradient_bytes is None else gradient_bytes)
+        return link_bytes * self.batch_size * BITS_PER_BYTE / (self.bandwidth_mbps * BITS_PER_MEGABIT)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class CutResult:
         server_compute_s: server seconds.
         transfer_s: link seconds.
         cut_bytes: bytes of one item's tensors sent from device to server, each once.
+        gradient_bytes: of those, the bytes whose gradients come back when training (the
+            activations; the raw input has none).
     """
 
     device_vertices: frozenset[str]
@@ -145,6 +150,7 @@ class CutResult:
     server_compute_s: float
     transfer_s: float
     cut_bytes: int
+    gradient_bytes: int
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,8 @@ class _Tensor:
     producer: int
     consumers: tuple[int, ...]
     bytes: int
+    gradient_bytes: int
+    """Bytes whose gradient goes back when training: all of them, except the raw input's."""
 
 
 @dataclass(frozen=True)
@@ -175,28 +183,31 @@ class _UnitGraph:
         for unit, group in enumerate(index):
             members[group] += self.members[unit]
             latency_s[group] += self.latency_s[unit]
-        merged: dict[tuple[int, tuple[int, ...]], int] = {}
+        merged: dict[tuple[int, tuple[int, ...]], tuple[int, int]] = {}
         for tensor in self.tensors:
             producer = index[tensor.producer]
             consumers = tuple(sorted({index[c] for c in tensor.consumers} - {producer}))
             if consumers:
-                merged[producer, consumers] = merged.get((producer, consumers), 0) + tensor.bytes
+                size, gradient = merged.get((producer, consumers), (0, 0))
+                merged[producer, consumers] = (size + tensor.bytes, gradient + tensor.gradient_bytes)
         return _UnitGraph(
             members=tuple(tuple(m) for m in members),
             latency_s=latency_s,
-            tensors=tuple(_Tensor(p, c, size) for (p, c), size in merged.items()),
+            tensors=tuple(_Tensor(p, c, size, gradient) for (p, c), (size, gradient) in merged.items()),
             input_unit=index[self.input_unit],
         )
 
     @cached_property
-    def incidence(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per tensor: its producer unit, where its readers start in the flat reader list, its bytes;
-        and the flat list of the readers of all tensors."""
+    def incidence(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per tensor: its producer unit, where its readers start in the flat reader list, its bytes,
+        its gradient bytes; and the flat list of the readers of all tensors."""
         producers = np.array([tensor.producer for tensor in self.tensors], dtype=np.int64)
         reader_counts = [len(tensor.consumers) for tensor in self.tensors]
         starts = np.concatenate([[0], np.cumsum(reader_counts)[:-1]]).astype(np.int64)
         readers = np.array([c for tensor in self.tensors for c in tensor.consumers], dtype=np.int64)
-        return producers, starts, np.array([tensor.bytes for tensor in self.tensors], dtype=np.int64), readers
+        sizes = np.array([tensor.bytes for tensor in self.tensors], dtype=np.int64)
+        gradients = np.array([tensor.gradient_bytes for tensor in self.tensors], dtype=np.int64)
+        return producers, starts, sizes, gradients, readers
 
     def check_acyclic(self) -> None:
         """Raise if the units depend on each other in a cycle (blocks not contiguous in execution order)."""
@@ -211,15 +222,17 @@ def _vertex_unit_graph(graph: nx.DiGraph) -> _UnitGraph:
     """One unit per layer-graph vertex, units in execution order."""
     vertices = execution_order(graph)
     index = {vertex: i for i, vertex in enumerate(vertices)}
+    raw_input = input_vertex(graph)
     tensors = tuple(
-        _Tensor(index[v], tuple(sorted(index[c] for c in graph.successors(v))), graph.nodes[v]["output_bytes"])
+        _Tensor(index[v], tuple(sorted(index[c] for c in graph.successors(v))), graph.nodes[v]["output_bytes"],
+                0 if v == raw_input else graph.nodes[v]["output_bytes"])
         for v in vertices if graph.out_degree(v)
     )
     return _UnitGraph(
         members=tuple((v,) for v in vertices),
         latency_s=np.array([graph.nodes[v]["latency_s"] for v in vertices], dtype=float),
         tensors=tensors,
-        input_unit=index[input_vertex(graph)],
+        input_unit=index[raw_input],
     )
 
 
@@ -275,7 +288,7 @@ class CutProblem:
         dinitz, boykov_kolmogorov).
         """
         candidates = np.stack([self._solver.device_mask(delay, flow_func)[self._merged_unit], self._all_server])
-        device_s, server_s, transfer_s, _ = self._delays(candidates, delay)
+        device_s, server_s, transfer_s, *_ = self._delays(candidates, delay)
         return self._result(candidates[int(np.argmin(device_s + server_s + transfer_s))], delay)
 
     @cached_property
@@ -304,7 +317,7 @@ class CutProblem:
     def brute_force(self, delay: DelayModel) -> CutResult:
         """The closed partition of least delay, by evaluating every one of :attr:`closed_partitions`."""
         masks = self.closed_partitions
-        device_s, server_s, transfer_s, _ = self._delays(masks, delay)
+        device_s, server_s, transfer_s, *_ = self._delays(masks, delay)
         return self._result(masks[int(np.argmin(device_s + server_s + transfer_s))], delay)
 
     def _device_mask(self, device_vertices: Collection[str]) -> np.ndarray:
@@ -328,19 +341,22 @@ class CutProblem:
         return mask
 
     def _delays(self, device_masks: np.ndarray, delay: DelayModel) -> tuple[np.ndarray, ...]:
-        """Device, server and transfer seconds and cut bytes of each row of ``device_masks``."""
+        """Device, server and transfer seconds, cut bytes and gradient bytes of each row of ``device_masks``."""
         latency_s = self._units.latency_s
         device_s = device_masks @ delay.device_time_s(latency_s)
         server_s = ~device_masks @ delay.server_time_s(latency_s)
-        producers, starts, tensor_bytes, readers = self._units.incidence
+        producers, starts, tensor_bytes, gradient_bytes, readers = self._units.incidence
         if not len(producers):
-            return device_s, server_s, np.zeros(len(device_masks)), np.zeros(len(device_masks), dtype=np.int64)
+            nothing = np.zeros(len(device_masks), dtype=np.int64)
+            return device_s, server_s, np.zeros(len(device_masks)), nothing, nothing
         read_on_server = np.logical_or.reduceat(~device_masks[:, readers], starts, axis=1)
-        cut_bytes = (device_masks[:, producers] & read_on_server) @ tensor_bytes
-        return device_s, server_s, delay.transfer_time_s(cut_bytes), cut_bytes
+        cut = device_masks[:, producers] & read_on_server
+        cut_bytes, cut_gradient_bytes = cut @ tensor_bytes, cut @ gradient_bytes
+        return device_s, server_s, delay.transfer_time_s(cut_bytes, cut_gradient_bytes), cut_bytes, cut_gradient_bytes
 
     def _result(self, mask: np.ndarray, delay: DelayModel) -> CutResult:
-        device_s, server_s, transfer_s, cut_bytes = (x[0].item() for x in self._delays(mask[None, :], delay))
+        device_s, server_s, transfer_s, cut_bytes, gradient_bytes = (
+            x[0].item() for x in self._delays(mask[None, :], delay))
         device_vertices = frozenset(v for unit in np.flatnonzero(mask) for v in self._units.members[unit])
         return CutResult(
             device_vertices=device_vertices,
@@ -350,6 +366,7 @@ class CutProblem:
             server_compute_s=server_s,
             transfer_s=transfer_s,
             cut_bytes=cut_bytes,
+            gradient_bytes=gradient_bytes,
         )
 
 
@@ -421,6 +438,7 @@ class _FlowSolver:
         unit_range = range(len(units.members))
         self._served_units = [unit for unit in unit_range if unit != units.input_unit]
         self._tensor_bytes = np.array([tensor.bytes for tensor in units.tensors], dtype=float)
+        self._gradient_bytes = np.array([tensor.gradient_bytes for tensor in units.tensors], dtype=float)
         bounded = [(unit, _SINK) for unit in unit_range] + [(_SOURCE, unit) for unit in self._served_units]
         unbounded = [(_SOURCE, units.input_unit)]
         for number, tensor in enumerate(units.tensors):
@@ -447,7 +465,7 @@ class _FlowSolver:
         server_s = delay.server_time_s(self.units.latency_s)
         common_s = np.minimum(device_s, server_s)
         seconds = np.concatenate([(device_s - common_s), (server_s - common_s)[self._served_units],
-                                  delay.transfer_time_s(self._tensor_bytes)])
+                                  delay.transfer_time_s(self._tensor_bytes, self._gradient_bytes)])
         capacities_ps = [round(value) for value in (seconds * PICOSECONDS_PER_SECOND).tolist()]
         residual = self._residual
         for (u, v), capacity_ps in zip(self._bounded_edges, capacities_ps):

@@ -3,7 +3,7 @@
 The cut is the one that minimises the delay of one training step under
 :mod:`envs.dnn.mincut`'s ``"training"`` objective (Fast AI Model Splitting, Li
 et al. 2025): forward and backward on both sides, the cut activations sent up
-and their gradients (same size) sent down, at the bandwidth seen when the job
+and their gradients (same size; none for raw input) sent down, at the bandwidth seen when the job
 starts.  Each mini-batch iteration then runs
 
     device forward -> activations up -> server forward + backward -> gradients down -> device backward
@@ -76,12 +76,12 @@ def run_split_learning(job: SplitLearningJob, transport: Transport, device: int,
             size = min(job.batch_size, job.samples - batch * job.batch_size)
             forward_end_s = time_s + size * device_forward_s
             result.device_busy_intervals_s.append((time_s, forward_end_s))
-            tensor_bytes = size * cut.cut_bytes
+            tensor_bytes, gradient_bytes = size * cut.cut_bytes, size * cut.gradient_bytes
             at_server_s = transport.send(device, server, forward_end_s, tensor_bytes)
-            back_s = transport.send(server, device, at_server_s + size * server_step_s, tensor_bytes)
+            back_s = transport.send(server, device, at_server_s + size * server_step_s, gradient_bytes)
             time_s = back_s + size * device_forward_s * BACKWARD_FACTOR
             result.device_busy_intervals_s.append((back_s, time_s))
-            result.bytes_sent += 2 * tensor_bytes
+            result.bytes_sent += tensor_bytes + gradient_bytes
             result.iterations += 1
     result.end_s = time_s
     return result

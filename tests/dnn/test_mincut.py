@@ -201,6 +201,25 @@ def test_delay_of_a_partition_follows_the_documented_cost_model():
                                              + training.transfer_s)
 
 
+@pytest.mark.parametrize("model", ["resnet18", "splitplace_mnist_layer"])
+def test_raw_input_sent_for_training_has_no_gradient_coming_back(model):
+    graph = load_profile(model)
+    raw_input = input_vertex(graph)
+    upload_s = graph.nodes[raw_input]["output_bytes"] * 4 * 8 / 20e6
+    training = DelayModel(1.0, 50.0, 20.0, "training", 4)
+    all_server = partition_delay(graph, {raw_input}, training)
+    assert all_server.gradient_bytes == 0
+    assert all_server.transfer_s == pytest.approx(upload_s)
+    one_layer = {raw_input, *graph.successors(raw_input)}
+    one_layer |= {u for v in one_layer for u in nx.ancestors(graph, v)}
+    split = partition_delay(graph, one_layer, training)
+    assert split.gradient_bytes == split.cut_bytes > 0
+    assert split.transfer_s == pytest.approx(2 * split.cut_bytes * 4 * 8 / 20e6)
+    for blockwise in (False, True):
+        assert optimal_cut(graph, training, blockwise=blockwise).delay_s == pytest.approx(
+            brute_force_cut(graph, training, blockwise=blockwise).delay_s)
+
+
 def test_a_tensor_read_by_several_server_vertices_is_paid_once():
     count = vertex_count("multi-branch")
     graph = layer_graph("multi-branch", [1e-3] * count, [1000] + [10] * (count - 1))
