@@ -9,18 +9,18 @@ and each link starts at its own random whole-step offset drawn at reset.
 
 Link model: every link is a FIFO server that keeps the time until which it is
 reserved.  A transfer of ``b`` bytes from node ``i`` to node ``j`` whose data
-exists from ``t`` on starts once both links are free (at ``t`` or later), or at
-the first later step in which both carry data (a 0 Mbit/s sample is a stalled
-link); with both bandwidths read at its start step, it lasts
-``8 b / (min(up_i, down_j) * 1e6)`` seconds (the slower side sets the pace), and
-its data arrives one latency (``latency_i + latency_j``) after that.  Each link
-is reserved only for the time its own rate needs: ``8 b / (up_i * 1e6)`` on the
-uplink, ``8 b / (down_j * 1e6)`` on the downlink.  So a fast port serves several
-slow peers at once (its reservations add up to its capacity over time; the
-instantaneous sum of their rates may briefly exceed it, an approximation), while
-a link as slow as the transfer is busy for all of it.  Two links whose open
-steps never coincide (outage-heavy traces) have the switch relay the data
-(:meth:`Network._send_after_stall`).
+exists from ``t`` on starts once both links are free (at ``t`` or later).  Each
+link carries the ``8 b / 1e6`` Mbit at its own trace's rate, step after step
+(a 0 Mbit/s step carries nothing: a stalled link waits for the trace to
+recover), and is reserved until it has: uplink until ``U``, downlink until
+``D``, the downlink starting once the uplink first carries data (the switch
+buffers what is ahead).  The data has arrived once both links are through,
+plus one latency: ``max(U, D) + latency_i + latency_j``.  With rates that stay constant
+over the transfer this is ``8 b / (min(up_i, down_j) * 1e6)`` seconds (the
+slower side sets the pace).  So a fast port serves several slow peers at once
+(its reservations add up to its capacity over time; the instantaneous sum of
+their rates may briefly exceed it, an approximation), while a link as slow as
+the transfer is busy for all of it.
 """
 
 from __future__ import annotations
@@ -86,6 +86,9 @@ class Network:
             row_of_link.append(row)
         table_lists = [table.tolist() for table in tables]
         self._steps_mbps: list[list[float]] = [table_lists[row] for row in row_of_link]
+        # per link: Mbit carried from the start of its period to the start of each step (one extra entry)
+        cumulative = [np.concatenate(([0.0], np.cumsum(table) * step_s)) for table in tables]
+        self._cumulative_mbit: list[np.ndarray] = [cumulative[row] for row in row_of_link]
         self._length: list[int] = [len(steps) for steps in self._steps_mbps]
         self._length_array = np.asarray(self._length)
         # all links' step means back to back, for the vectorised lookup of bandwidth_mbps
@@ -98,7 +101,8 @@ class Network:
         offsets = rng.integers(0, self._length_array)
         self._offset_array = offsets
         # per link: (step means, offset, period in steps, one-way latency of its node)
-        links = list(zip(self._steps_mbps, offsets.tolist(), self._length, self.latency_s + self.latency_s))
+        links = list(zip(self._steps_mbps, offsets.tolist(), self._length, self.latency_s + self.latency_s,
+                         self._cumulative_mbit))
         self._uplinks, self._downlinks = links[: self.node_count], links[self.node_count:]
         self.uplink_busy_until_s = [0.0] * self.node_count
         """Time until which each node's uplink is reserved, seconds."""
@@ -114,8 +118,9 @@ class Network:
             start_s = uplink_busy[sender]
         if downlink_busy[receiver] > start_s:
             start_s = downlink_busy[receiver]
-        up_steps, up_offset, up_length, up_latency_s = self._uplinks[sender]
-        down_steps, down_offset, down_length, down_latency_s = self._downlinks[receiver]
+        up_link, down_link = self._uplinks[sender], self._downlinks[receiver]
+        up_steps, up_offset, up_length, up_latency_s, _ = up_link
+        down_steps, down_offset, down_length, down_latency_s, _ = down_link
         if transfer_bytes <= 0:
             uplink_busy[sender] = downlink_busy[receiver] = start_s
             return start_s + up_latency_s + down_latency_s
@@ -123,36 +128,52 @@ class Network:
         up_mbps = up_steps[(step + up_offset) % up_length]
         down_mbps = down_steps[(step + down_offset) % down_length]
         megabits = transfer_bytes * MEGABITS_PER_BYTE
-        if up_mbps <= 0.0 or down_mbps <= 0.0:
-            return self._send_after_stall(sender, receiver, start_s, megabits) + up_latency_s + down_latency_s
-        uplink_busy[sender] = start_s + megabits / up_mbps
-        downlink_busy[receiver] = start_s + megabits / down_mbps
-        return start_s + megabits / (up_mbps if up_mbps < down_mbps else down_mbps) + up_latency_s + down_latency_s
+        slower_mbps = up_mbps if up_mbps < down_mbps else down_mbps
+        if slower_mbps > 0.0 and start_s + megabits / slower_mbps <= (step + 1) * self.step_s:
+            # the common case: both links carry it within the step it starts in
+            uplink_busy[sender] = start_s + megabits / up_mbps
+            downlink_busy[receiver] = start_s + megabits / down_mbps
+            return start_s + megabits / slower_mbps + up_latency_s + down_latency_s
+        up_end_s = uplink_busy[sender] = self._carried_by_s(up_link, start_s, megabits)
+        down_end_s = downlink_busy[receiver] = self._carried_by_s(down_link, self._opens_s(up_link, start_s),
+                                                                  megabits)
+        return (up_end_s if up_end_s > down_end_s else down_end_s) + up_latency_s + down_latency_s
 
-    def _send_after_stall(self, sender: int, receiver: int, start_s: float, megabits: float) -> float:
-        """A transfer that would start at ``start_s``, while one of its links is stalled: it starts at
-        the first later step in which both carry data.  If they never do (their outages and periods keep
-        them apart), the switch relays it: up at the uplink's next open step, down at the downlink's
-        first open step after that, each at its own rate.  Returns when the data is through (latency aside)."""
-        up_steps, up_offset, up_length, _ = self._uplinks[sender]
-        down_steps, down_offset, down_length, _ = self._downlinks[receiver]
+    def _opens_s(self, link: tuple, start_s: float) -> float:
+        """When ``link`` first carries data at or after ``start_s``."""
+        steps_mbps, offset, length, _, cumulative_mbit = link
         step = int(start_s / self.step_s)
-        for later in range(step + 1, step + 1 + up_length * down_length):  # both periods passed: never together
-            up_mbps = up_steps[(later + up_offset) % up_length]
-            down_mbps = down_steps[(later + down_offset) % down_length]
-            if up_mbps > 0.0 and down_mbps > 0.0:
-                start_s = later * self.step_s
-                self.uplink_busy_until_s[sender] = start_s + megabits / up_mbps
-                self.downlink_busy_until_s[receiver] = start_s + megabits / down_mbps
-                return start_s + megabits / min(up_mbps, down_mbps)
-        up_step = next(s for s in range(step, step + up_length) if up_steps[(s + up_offset) % up_length] > 0.0)
-        down_step = next(s for s in range(up_step, up_step + down_length)
-                         if down_steps[(s + down_offset) % down_length] > 0.0)
-        up_end_s = max(start_s, up_step * self.step_s) + megabits / up_steps[(up_step + up_offset) % up_length]
-        down_end_s = down_step * self.step_s + megabits / down_steps[(down_step + down_offset) % down_length]
-        self.uplink_busy_until_s[sender] = up_end_s
-        self.downlink_busy_until_s[receiver] = down_end_s
-        return max(up_end_s, down_end_s)
+        position = (step + offset) % length
+        if steps_mbps[position] > 0.0:
+            return start_s
+        # the first later step with data: where the cumulative sum first grows past its value here
+        later = int(np.searchsorted(cumulative_mbit, cumulative_mbit[position + 1], side="right")) - 1
+        if later >= length:  # none before the period ends: the first one of the next period
+            later = int(np.searchsorted(cumulative_mbit, 0.0, side="right")) - 1 + length
+        return (step + later - position) * self.step_s
+
+    def _carried_by_s(self, link: tuple, start_s: float, megabits: float) -> float:
+        """When ``link``, sending from ``start_s`` at its trace's rate step after step, has carried ``megabits``."""
+        steps_mbps, offset, length, _, cumulative_mbit = link
+        step = int(start_s / self.step_s)
+        position = (step + offset) % length
+        step_end_s = (step + 1) * self.step_s
+        first_mbit = steps_mbps[position] * (step_end_s - start_s)
+        if first_mbit >= megabits:
+            return start_s + megabits / steps_mbps[position]
+        # the rest, counted from the start of the next step along the periodic cumulative sum
+        period_mbit = cumulative_mbit[-1]
+        periods, rest_mbit = divmod(megabits - first_mbit, period_mbit)
+        if rest_mbit <= 0.0:
+            periods, rest_mbit = periods - 1, period_mbit
+        target_mbit = cumulative_mbit[position + 1] + rest_mbit
+        steps_before = -(position + 1)
+        if target_mbit > period_mbit:  # wraps into the next period
+            target_mbit -= period_mbit
+            steps_before += length
+        end = int(np.searchsorted(cumulative_mbit, target_mbit, side="left"))  # cumulative[end - 1] < target
+        within_s = (target_mbit - cumulative_mbit[end - 1]) / steps_mbps[end - 1]
+        return float(step_end_s + (periods * length + steps_before + end - 1) * self.step_s + within_s)
 
     def bandwidth_mbps(self, times_s: float | np.ndarray) -> np.ndarray:
         """Bandwidth of every link at ``times_s`` (a time or an array of times), Mbit/s: the nodes' uplinks,
