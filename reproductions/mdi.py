@@ -90,7 +90,7 @@ ACCURACY_METRICS = {
 
 
 class MdiConfig(ReproductionConfig):
-    """configs/experiments/reproduce_mdi.yaml."""
+    """configs/reproductions/mdi.yaml."""
 
     scenario: str = Field(default="mdi-jetson", description="named scenario")
     scenario_config: dict = Field(default_factory=dict, description="overrides of the scenario's settings")

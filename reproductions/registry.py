@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "experiments"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "reproductions"
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 
 
@@ -21,7 +21,7 @@ class Reproduction:
 
     @property
     def config_path(self) -> Path:
-        return CONFIG_DIR / f"reproduce_{self.module}.yaml"
+        return CONFIG_DIR / f"{self.module}.yaml"
 
     def load_module(self) -> ModuleType:
         return importlib.import_module(f"reproductions.{self.module}")

@@ -101,7 +101,7 @@ class Variant(StrictModel):
 
 
 class SplitPlaceConfig(ReproductionConfig):
-    """``configs/experiments/reproduce_splitplace.yaml``.
+    """``configs/reproductions/splitplace.yaml``.
 
     Attributes:
         seeds: held-out evaluation seeds (one episode each, every agent on the same seeds).
@@ -201,7 +201,7 @@ def experiment_config(config: SplitPlaceConfig, variant: Variant, output: Path) 
                        "online_updates": config.online_updates, "max_steps": config.max_steps},
         "wandb": {"mode": config.wandb_mode},
     }
-    return config_from_dict(tree, source=f"reproduce_splitplace variant {variant.label!r}")
+    return config_from_dict(tree, source=f"splitplace reproduction variant {variant.label!r}")
 
 
 # --------------------------------------------------------------------------- running one agent
