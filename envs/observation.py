@@ -109,9 +109,13 @@ class ObservationBuilder:
         self._clipped_size = NODE_FEATURES.index("free_memory") * n  # times and bandwidths, clipped to `clip`
         job_size = len(self.apps) + len(JOB_FEATURES)
         self._size = self._node_size + job_size
-        self._buffer = np.zeros(self._size)  # float64 scratch of build(); cast once at the end
-        self._one_hot = [[float(i == j) for j in range(len(self.apps))] for i in range(len(self.apps))]
-        self._no_job = [0.0] * job_size
+        # build(): node values and job entries are written into a float64 scratch (views made once), the node
+        # times floored at 0, times and bandwidths clipped, and the whole cast to float32
+        self._buffer = np.zeros(self._size)
+        self._bind_views()
+        self._app_entry = self._node_size  # where the one-hot of the first app lies
+        self._deadline_entry = self._node_size + len(self.apps)  # then deadline, items, input_size, slack
+        self._shown_app = -1  # the app whose one-hot entry is 1 in the scratch (-1: none)
         low = np.zeros(self._size, dtype=np.float32)
         high = np.ones(self._size, dtype=np.float32)
         clip = np.float32(scales.clip)
@@ -120,6 +124,21 @@ class ObservationBuilder:
         high[deadline] = clip
         low[slack], high[slack] = -clip, clip
         self.space = spaces.Box(low=low, high=high, dtype=np.float32)
+
+    _VIEWS = ("_node_values", "_times", "_clipped")
+
+    def _bind_views(self) -> None:
+        buffer = self._buffer
+        self._node_values = buffer[: self._node_size]
+        self._times = buffer[: NODE_FEATURES.index("uplink") * self.node_count]  # queued work and link backlogs
+        self._clipped = buffer[: self._clipped_size]
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key not in self._VIEWS}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind_views()  # copies lose views: point them at the scratch again
 
     def node_slice(self, feature: str) -> slice:
         """Where the per-node block ``feature`` (one of NODE_FEATURES) lies in the observation."""
@@ -130,23 +149,29 @@ class ObservationBuilder:
         """A fresh observation of ``simulator`` (``envs.sim.engine.ClusterSimulator``: its node values now)
         and ``job`` (``Job`` or None)."""
         buffer = self._buffer
-        simulator.scaled_node_values(self._node_factor, out=buffer[: self._node_size])  # every value is >= 0
-        clipped = buffer[: self._clipped_size]
-        np.minimum(clipped, self._clip, out=clipped)
+        node_values = simulator.relative_node_values(self._node_values)
+        np.multiply(node_values, self._node_factor, out=node_values)
+        app = -1 if job is None else self._app_index[job.app]
+        if app != self._shown_app:
+            if self._shown_app >= 0:
+                buffer[self._app_entry + self._shown_app] = 0.0
+            if app >= 0:
+                buffer[self._app_entry + app] = 1.0
+            self._shown_app = app
+        entry = self._deadline_entry
         if job is None:
-            buffer[self._node_size:] = self._no_job
+            buffer[entry] = buffer[entry + 1] = buffer[entry + 2] = buffer[entry + 3] = 0.0
         else:
-            app = self._app_index[job.app]
-            clip, time_factor = self._clip, self._time_factor
-            deadline = job.deadline_s * time_factor
-            slack = (job.deadline_s - job.items * self._fastest_latency_s[app]) * time_factor
-            buffer[self._node_size:] = self._one_hot[app] + [
-                deadline if deadline < clip else clip,
-                job.items * self._items_factor,
-                job.items * job.input_bytes * self._input_factor,
-                -clip if slack < -clip else (slack if slack < clip else clip),
-            ]
-        return buffer.astype(np.float32)
+            clip, time_factor, deadline_s, items = self._clip, self._time_factor, job.deadline_s, job.items
+            deadline = deadline_s * time_factor
+            slack = (deadline_s - items * self._fastest_latency_s[app]) * time_factor
+            buffer[entry] = deadline if deadline < clip else clip
+            buffer[entry + 1] = items * self._items_factor
+            buffer[entry + 2] = items * job.input_bytes * self._input_factor
+            buffer[entry + 3] = -clip if slack < -clip else (slack if slack < clip else clip)
+        np.maximum(self._times, 0.0, out=self._times)  # busy-until times that passed: nothing queued
+        np.minimum(self._clipped, self._clip, out=self._clipped)
+        return buffer.astype(np.float32)  # (cheaper than a float32 ``out`` above, which goes through casting)
 
 
 KEYED_SAMPLING_MAX_ENTRIES = 512
@@ -209,16 +234,19 @@ class ActionTable:
         self._nvec = self.space.nvec.tolist()
         self._head_size = len(FAMILIES) + self.variant_count
         self._mask_size = self._head_size + self.fragment_slots * node_count
-        # sample_valid: the flat mask laid out as one row per action dimension, padded with -1
-        self._padding = np.full((len(self._nvec), max(self._nvec)), -1.0)
-        self._padded_positions = np.concatenate(
-            [row * self._padding.shape[1] + np.arange(size) for row, size in enumerate(self._nvec)])
         self._dimensions = len(self._nvec)
         self._nvec_array = np.array(self._nvec)
         self._offsets = np.concatenate(([0], np.cumsum(self._nvec)[:-1])).astype(np.int32)  # dimension starts
+        # sample_valid: one key per mask entry and a last key of -1; the keys laid out as one row per action
+        # dimension, padded with that last key
+        self._keys = np.full(self._mask_size + 1, -1.0)
+        self._key_rows = np.full((self._dimensions, max(self._nvec)), self._mask_size)
+        for row, (start, size) in enumerate(zip(self._offsets.tolist(), self._nvec)):
+            self._key_rows[row, :size] = np.arange(start, start + size)
         self._allowed_before = np.zeros(sum(self._nvec) + 1, dtype=np.int32)  # scratch of sample_valid
         self._apps = tuple(self._arrange(plans_by_app[app]) for app in self.apps)
         self._app_index = {app: i for i, app in enumerate(self.apps)}
+        self._by_family = {app: table.by_family for app, table in zip(self.apps, self._apps)}
 
     def _arrange(self, plans: Sequence[SplitPlan]) -> _AppPlans:
         by_family = tuple(tuple(p for p in plans if p.family == family) for family in FAMILIES)
@@ -290,11 +318,10 @@ class ActionTable:
         nodes) count the allowed entries (one cumulative sum) and look up a uniformly drawn rank per dimension.
         """
         if mask.size <= KEYED_SAMPLING_MAX_ENTRIES:
-            keys = rng.random(mask.size)
-            keys += mask  # allowed values draw from [1, 2), the others from [0, 1): the argmax is uniform among allowed
-            padded = self._padding.copy()
-            padded.put(self._padded_positions, keys)
-            return padded.argmax(axis=1)
+            keys = self._keys[:-1]
+            rng.random(out=keys)
+            np.add(keys, mask, out=keys)  # allowed values draw from [1, 2), the others from [0, 1): the argmax
+            return self._keys.take(self._key_rows).argmax(axis=1)  # is uniform among the allowed ones
         allowed_before = self._allowed_before  # [0, allowed entries up to each position]
         np.add.accumulate(np.asarray(mask, dtype=bool).view(np.uint8), dtype=np.int32, out=allowed_before[1:])
         before = allowed_before.take(self._offsets)
@@ -316,7 +343,7 @@ class ActionTable:
         if (len(values) != len(self._nvec) or set(map(type, values)) != {int} or min(values) < 0
                 or not all(map(operator.lt, values, self._nvec))):  # checks in C: cheaper than a loop
             raise ValueError(f"action {values!r} is not in {self.space}")
-        group = self._apps[self._app_index[app]].by_family[values[0]]
+        group = self._by_family[app][values[0]]
         if not group:
             return None, ()
         plan = group[values[1] % len(group)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 INFEASIBLE = "infeasible"
@@ -72,7 +73,7 @@ class RewardParts(NamedTuple):
 
 def reward_parts(outcomes: Iterable, weights: RewardWeights) -> RewardParts:
     """Sum the reward parts over ``outcomes`` (``envs.sim`` JobOutcome objects)."""
-    sla = accuracy = energy_j = 0.0
+    accuracy = energy_j = 0.0
     finished = failed = met = infeasible = 0
     for outcome in outcomes:
         energy_j += outcome.energy_j
@@ -85,16 +86,13 @@ def reward_parts(outcomes: Iterable, weights: RewardWeights) -> RewardParts:
             infeasible += outcome.failure_reason == INFEASIBLE
     if finished == failed == 0:
         return _NOTHING
-    return RewardParts(
-        sla=weights.sla_weight * met,
-        accuracy=weights.accuracy_weight * weights.accuracy_scale * accuracy,
-        energy=weights.energy_weight * energy_j / weights.energy_scale_j,
-        penalty=weights.infeasible_penalty * infeasible,
-        jobs_finished=finished,
-        jobs_failed=failed,
-        jobs_met_deadline=met,
-        jobs_infeasible=infeasible,
-    )
+    return _new_parts((weights.sla_weight * met,  # RewardParts(sla, accuracy, energy, penalty, jobs_...)
+                       weights.accuracy_weight * weights.accuracy_scale * accuracy,
+                       weights.energy_weight * energy_j / weights.energy_scale_j,
+                       weights.infeasible_penalty * infeasible,
+                       finished, failed, met, infeasible))
 
 
 _NOTHING = RewardParts()
+_new_parts = partial(tuple.__new__, RewardParts)
+"""``_new_parts((sla, accuracy, ...))`` is ``RewardParts(sla, accuracy, ...)`` made in C (no Python ``__new__``)."""

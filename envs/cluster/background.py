@@ -17,7 +17,7 @@ Intervals are sampled lazily, a chunk of intervals (:data:`CHUNK_VALUES`) for
 all nodes at a time, so the values do not depend on the order of queries;
 chunks wholly in the past are dropped (:meth:`BackgroundLoad.forget_before`).
 The ``constant`` process needs no chunks: its per-node values are kept as plain
-lists (:attr:`BackgroundLoad.constant_load`) for the scheduler's hot path.
+lists (:attr:`BackgroundLoad.constant_load`, :attr:`BackgroundLoad.constant_power_w`) for the hot paths.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class BackgroundLoad:
         self._chunk_span_s = config.interval_s * self._chunk_intervals
         self.constant_load: tuple[list[float], list[float]] | None = None
         """``constant`` process: per node (slowdown ``1 / (1 - u)``, extra watts ``P(1) - P(u)``); else None."""
+        self.constant_power_w: float | None = None
+        """``constant`` process: watts the whole cluster draws at its background load; else None."""
         self._constant: _Chunk | None = None  # ``constant`` process: its only interval
 
     def reset(self, rng: np.random.Generator) -> None:
@@ -69,6 +71,7 @@ class BackgroundLoad:
             if self._constant is None or not np.array_equal(self._constant.utilisation[0], self._node_mean):
                 self._constant = _Chunk(self._node_mean[None, :].copy(), self._power)
                 self.constant_load = (self._constant.slowdown[0], self._constant.extra_power_w[0])
+                self.constant_power_w = self._constant.total_power_w[0]
             return
         stationary_std = config.ar1_noise / np.sqrt(1.0 - config.ar1_coefficient**2)
         self._ar1_state = rng.normal(0.0, 1.0, nodes) * stationary_std
@@ -129,7 +132,7 @@ class BackgroundLoad:
     def energy_j(self, start_s: float, end_s: float) -> float:
         """Joules the whole cluster draws at its background utilisation over ``[start_s, end_s]``."""
         if self._constant is not None:
-            return self._constant.total_power_w[0] * (end_s - start_s)
+            return self.constant_power_w * (end_s - start_s)
         interval_s = self._interval_s
         first, last = int(start_s / interval_s), int(end_s / interval_s)
         if first == last:

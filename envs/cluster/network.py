@@ -26,6 +26,7 @@ the transfer is busy for all of it.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import numpy as np
@@ -87,8 +88,9 @@ class Network:
         table_lists = [table.tolist() for table in tables]
         self._steps_mbps: list[list[float]] = [table_lists[row] for row in row_of_link]
         # per link: Mbit carried from the start of its period to the start of each step (one extra entry)
-        cumulative = [np.concatenate(([0.0], np.cumsum(table) * step_s)) for table in tables]
-        self._cumulative_mbit: list[np.ndarray] = [cumulative[row] for row in row_of_link]
+        cumulative = [np.concatenate(([0.0], np.cumsum(table) * step_s)).tolist() for table in tables]
+        self._cumulative_mbit: list[list[float]] = [cumulative[row] for row in row_of_link]  # lists: bisect is
+        # cheaper than numpy's searchsorted on one value, with the same result
         self._length: list[int] = [len(steps) for steps in self._steps_mbps]
         self._length_array = np.asarray(self._length)
         # all links' step means back to back, for the vectorised lookup of bandwidth_mbps
@@ -147,9 +149,9 @@ class Network:
         if steps_mbps[position] > 0.0:
             return start_s
         # the first later step with data: where the cumulative sum first grows past its value here
-        later = int(np.searchsorted(cumulative_mbit, cumulative_mbit[position + 1], side="right")) - 1
+        later = bisect_right(cumulative_mbit, cumulative_mbit[position + 1]) - 1
         if later >= length:  # none before the period ends: the first one of the next period
-            later = int(np.searchsorted(cumulative_mbit, 0.0, side="right")) - 1 + length
+            later = bisect_right(cumulative_mbit, 0.0) - 1 + length
         return (step + later - position) * self.step_s
 
     def _carried_by_s(self, link: tuple, start_s: float, megabits: float) -> float:
@@ -171,7 +173,7 @@ class Network:
         if target_mbit > period_mbit:  # wraps into the next period
             target_mbit -= period_mbit
             steps_before += length
-        end = int(np.searchsorted(cumulative_mbit, target_mbit, side="left"))  # cumulative[end - 1] < target
+        end = bisect_left(cumulative_mbit, target_mbit)  # cumulative[end - 1] < target
         within_s = (target_mbit - cumulative_mbit[end - 1]) / steps_mbps[end - 1]
         return float(step_end_s + (periods * length + steps_before + end - 1) * self.step_s + within_s)
 

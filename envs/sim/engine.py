@@ -17,10 +17,12 @@ For speed, the per-node values an observation needs live in one preallocated
 absolute times, copied from the scheduler's and the network's lists for the
 nodes a job touches) and free memory are kept up to date as jobs are submitted
 and finish; bandwidth, background load and node state are brought to the
-current time when values are asked for; :meth:`ClusterSimulator.node_values`
-and :meth:`ClusterSimulator.scaled_node_values` then need a few vector
-operations.  Jobs are drawn :data:`PREFETCH_JOBS` at a time (the workload does
-not depend on the actions), with the link bandwidths of the steps they arrive in.
+current time when values are asked for; :meth:`ClusterSimulator.relative_node_values`
+then is one vector subtraction (of a preallocated shift holding the current time
+in the busy-until entries), :meth:`ClusterSimulator.node_values` and
+:meth:`ClusterSimulator.scaled_node_values` a few more.  Jobs are drawn
+:data:`PREFETCH_JOBS` at a time (the workload does not depend on the actions),
+built a batch at a time, with the link bandwidths of the steps they arrive in.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import heapq
 import math
 import operator
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
@@ -50,6 +53,9 @@ STREAMS = ("workload", "background", "failures", "network", "exits")
 (_QUEUED, _UPLINK_BACKLOG, _DOWNLINK_BACKLOG, _UPLINK, _DOWNLINK, _FREE_MEMORY, _BACKGROUND, _UP) = range(
     len(NODE_VALUES))
 _TIMES = _UPLINK  # rows [0, _TIMES) hold busy-until times in the state, seconds from now in node_values()
+
+_new_outcome = partial(tuple.__new__, JobOutcome)
+"""``_new_outcome((job_id, app, ...))`` is ``JobOutcome(job_id, app, ...)`` made in C (no Python ``__new__``)."""
 
 PREFETCH_JOBS = 64
 """Jobs drawn ahead of time, with the link bandwidths of the steps they arrive in (one vector computation)."""
@@ -89,11 +95,12 @@ class ClusterSimulator:
         self._state = np.zeros((len(NODE_VALUES), self.node_count))
         """The rows of node_values(), busy-until times as absolute times (see the module docstring)."""
         self._timed_size = _TIMES * self.node_count  # entries of the busy-until rows, flattened
+        self._time_shift = np.zeros(self._state.size)  # now in the busy-until entries, 0 elsewhere (flattened)
         self._bind_views()
         self._start(rng)
 
     _VIEWS = ("_busy_row", "_uplink_row", "_downlink_row", "_free_row", "_bandwidth_rows", "_free_memory_view",
-              "_flat_state")
+              "_flat_state", "_shift_times")
 
     def _bind_views(self) -> None:
         """Views of the state and scratch arrays that the hot paths write through (made once: cheaper)."""
@@ -104,6 +111,7 @@ class ClusterSimulator:
         self._flat_state = state.reshape(-1)
         self._free_memory_view = state[_FREE_MEMORY].view()
         self._free_memory_view.flags.writeable = False
+        self._shift_times = self._time_shift[: self._timed_size]
 
     def __getstate__(self) -> dict:
         return {key: value for key, value in self.__dict__.items() if key not in self._VIEWS}
@@ -121,6 +129,7 @@ class ClusterSimulator:
         self.time_s = 0.0
         self._jobs = JobStream(self.config.workload, self.config.horizon_s, workload_rng)
         self._background.reset(background_rng)
+        self._constant_power_w = self._background.constant_power_w  # None unless the load is constant
         if self._failures is not None:
             self._failures.reset(failure_rng)
         self._network.reset(network_rng)
@@ -132,6 +141,8 @@ class ClusterSimulator:
         state[_FREE_MEMORY] = self._usable_memory_bytes
         state[_UP] = 1.0
         state[_BACKGROUND] = self._background.utilisation_vector(0.0)
+        self._time_shift.fill(0.0)
+        self._shift_s = 0.0  # the time in _time_shift
         self._background_interval = 0  # background interval the state's row holds
         self._upcoming: list[Job] = []  # jobs drawn ahead
         self._upcoming_rows: list[int] = []  # per upcoming job: the row of _upcoming_bandwidth of its arrival
@@ -177,31 +188,26 @@ class ClusterSimulator:
     def _prefetch(self) -> None:
         """Draw the next jobs of the (action-independent) workload and the link bandwidths of the steps they
         arrive in: one vector computation for many arrivals."""
-        upcoming = []
-        for _ in range(PREFETCH_JOBS):
-            job = self._jobs.next_job()
-            if job is None:
-                break
-            upcoming.append(job)
+        upcoming = self._jobs.next_jobs(PREFETCH_JOBS)
         self._upcoming, self._next_upcoming = upcoming, 0
         if upcoming:
-            step_s, previous_step = self._network.step_s, -1
-            step_times_s, rows = [], []  # arrivals are in time order: one row per new step
-            for job in upcoming:
-                step = int(job.arrival_s / step_s)
-                if step != previous_step:
-                    step_times_s.append(job.arrival_s)
-                    previous_step = step
-                rows.append(len(step_times_s) - 1)
-            self._upcoming_bandwidth = self._network.bandwidth_mbps(np.array(step_times_s))
-            self._upcoming_rows = rows
+            arrivals_s = np.array([job.arrival_s for job in upcoming])
+            steps = (arrivals_s / self._network.step_s).astype(np.int64)  # arrivals are in time order
+            new_step = np.empty(len(upcoming), dtype=bool)
+            new_step[0] = True
+            np.not_equal(steps[1:], steps[:-1], out=new_step[1:])
+            self._upcoming_bandwidth = self._network.bandwidth_mbps(arrivals_s[new_step])  # one row per step
+            self._upcoming_rows = (np.cumsum(new_step) - 1).tolist()  # per job: the row of its step
             self._loaded_row = -1
 
     def _advance_time(self, time_s: float) -> None:
         if time_s > self.time_s:
-            self._background_energy_j += self._background.energy_j(self.time_s, time_s)
+            if self._constant_power_w is None:
+                self._background_energy_j += self._background.energy_j(self.time_s, time_s)
+                self._background.forget_before(time_s)
+            else:  # BackgroundLoad.energy_j of a constant load, without the call
+                self._background_energy_j += self._constant_power_w * (time_s - self.time_s)
             self.time_s = time_s
-            self._background.forget_before(time_s)
             if self._failures is not None:
                 self._failures.forget_before(time_s)
         releases = self._memory_releases
@@ -275,8 +281,8 @@ class ClusterSimulator:
         self._awaiting = None
 
     def _resolve_infeasible(self, job: Job, family: str) -> None:
-        self._resolve(JobOutcome(job.job_id, job.app, family, False, "infeasible", job.arrival_s, self.time_s,
-                                 self.time_s - job.arrival_s, job.deadline_s, False, 0.0, 0.0))
+        self._resolve(_new_outcome((job.job_id, job.app, family, False, "infeasible", job.arrival_s, self.time_s,
+                                    self.time_s - job.arrival_s, job.deadline_s, False, 0.0, 0.0)))
 
     def submit(self, job: Job, plan: SplitPlan, placement: Sequence[int]) -> bool:
         """Run the arrived ``job`` with ``plan``, fragment ``i`` on node ``placement[i]``; returns whether
@@ -287,22 +293,25 @@ class ClusterSimulator:
         A malformed placement (wrong length, unknown node) raises ``ValueError``.
         """
         compiled = self._compile(plan, placement)
-        self._take_awaiting(job)
+        if job is None or job is not self._awaiting:
+            self._take_awaiting(job)  # raises
+        self._awaiting = None
         if not self._placement_fits(compiled, placement):
             self._resolve_infeasible(job, plan.family)
             return False
         reach = compiled.sampled_reach(job.items, self._exit_rng)
         completion_s, failure_s, energy_j = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
-                                                                     reach, job.iterations, commit=True)
+                                                                     reach, job.iterations, True)
         self._reserve(compiled, placement, job.origin, reach, failure_s)
         if failure_s < math.inf:
-            outcome = JobOutcome(job.job_id, job.app, plan.family, False, "node_failure", job.arrival_s, failure_s,
-                                 failure_s - job.arrival_s, job.deadline_s, False, 0.0, energy_j)
+            completion_s = failure_s
+            outcome = _new_outcome((job.job_id, job.app, plan.family, False, "node_failure", job.arrival_s, failure_s,
+                                    failure_s - job.arrival_s, job.deadline_s, False, 0.0, energy_j))
         else:
             response_s = completion_s - job.arrival_s
-            outcome = JobOutcome(job.job_id, job.app, plan.family, True, "", job.arrival_s, completion_s, response_s,
-                                 job.deadline_s, response_s <= job.deadline_s, plan.accuracy, energy_j)
-        heapq.heappush(self._unresolved, (outcome.completion_s, job.job_id, outcome))
+            outcome = _new_outcome((job.job_id, job.app, plan.family, True, "", job.arrival_s, completion_s,
+                                    response_s, job.deadline_s, response_s <= job.deadline_s, plan.accuracy, energy_j))
+        heapq.heappush(self._unresolved, (completion_s, job.job_id, outcome))
         return True
 
     def _reserve(self, compiled: CompiledPlan, placement: Sequence[int], origin: int, reach: Sequence[int],
@@ -347,7 +356,7 @@ class ClusterSimulator:
         return resolved
 
     def _sync_state(self) -> None:
-        """Bring the state's rows that follow time (bandwidth, background load, up) to now."""
+        """Bring the state's rows that follow time (bandwidth, background load, up) and the time shift to now."""
         source = self._bandwidth_source
         if source is not None:
             if source < 0:
@@ -363,28 +372,32 @@ class ClusterSimulator:
                 self._background_interval = interval
         if self._failures is not None:
             self._state[_UP] = self._failures.up_vector(self.time_s)
+        if self._shift_s != self.time_s:
+            self._shift_times.fill(self.time_s)
+            self._shift_s = self.time_s
+
+    def relative_node_values(self, out: np.ndarray) -> np.ndarray:
+        """:meth:`node_values` before its floor at 0, flattened row after row into ``out`` (float64,
+        ``nodes x len(NODE_VALUES)`` entries): busy-until times as seconds from now, negative once passed.
+        Returns ``out``; one vector operation."""
+        self._sync_state()
+        return np.subtract(self._flat_state, self._time_shift, out=out)
 
     def node_values(self) -> np.ndarray:
         """The cluster now as a fresh ``(len(NODE_VALUES), nodes)`` float64 array, rows
         :data:`~envs.sim.types.NODE_VALUES` (the fields of :class:`ClusterSnapshot`; ``up`` as 1.0 / 0.0)."""
-        self._sync_state()
-        values = self._state.copy()
+        values = self.relative_node_values(np.empty(self._state.size)).reshape(self._state.shape)
         times_s = values[:_TIMES]
-        times_s -= self.time_s  # busy-until times -> seconds from now
-        np.maximum(times_s, 0.0, out=times_s)
+        np.maximum(times_s, 0.0, out=times_s)  # busy-until times that passed: nothing queued
         return values
 
     def scaled_node_values(self, scale: np.ndarray, out: np.ndarray) -> np.ndarray:
         """``node_values() * scale``, flattened row after row into ``out`` (float64, ``nodes x len(NODE_VALUES)``
-        entries, like ``scale``): what an observation needs, in a few vector operations."""
-        self._sync_state()
-        timed = self._timed_size
-        times = out[:timed]
-        np.subtract(self._flat_state[:timed], self.time_s, out=times)
+        entries, like ``scale``)."""
+        self.relative_node_values(out)
+        times = out[: self._timed_size]
         np.maximum(times, 0.0, out=times)
-        np.multiply(times, scale[:timed], out=times)
-        np.multiply(self._flat_state[timed:], scale[timed:], out=out[timed:])
-        return out
+        return np.multiply(out, scale, out=out)
 
     @property
     def free_memory_bytes(self) -> np.ndarray:

@@ -231,6 +231,7 @@ class Scheduler:
         finish_s = compiled.finish_s
         seconds_per_reference_s = self._seconds_per_reference_s
         constant_load = self._background.constant_load
+        slowdowns, extra_powers_w = constant_load if constant_load is not None else (None, None)
         send = self._network.send
         completion_s, failure_s, total_energy_j = start_s, math.inf, 0.0
         for fragment, latency_s, inputs in compiled.steps:
@@ -249,10 +250,10 @@ class Scheduler:
                 if sent_s > ready_s:
                     ready_s = sent_s
             begin_s = busy[node] if busy[node] > ready_s else ready_s
-            if constant_load is None:
+            if slowdowns is None:
                 slowdown, extra_power_w = self._background.load(node, begin_s)
             else:
-                slowdown, extra_power_w = constant_load[0][node], constant_load[1][node]
+                slowdown, extra_power_w = slowdowns[node], extra_powers_w[node]
             work_s = items * latency_s * seconds_per_reference_s[node] * slowdown
             end_s = begin_s + work_s
             energy_j = work_s * extra_power_w

@@ -15,8 +15,8 @@ shorter than SplitPlace's real containers scales the interval down (and says so)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from itertools import repeat
 
 import numpy as np
 
@@ -87,7 +87,12 @@ class JobStream:
         self._width = np.where(stepped, high - self._low + 1, high - self._low)
         self._stepped = stepped
         self._origins = np.asarray(config.origin_nodes)
-        self._batch: list[tuple[int, float, int]] = []
+        # per app, the fields of a Job that follow from its app
+        self._app_names = np.array([app.name for app in apps], dtype=object)
+        self._app_input_bytes = np.array([app.input_bytes for app in apps])
+        self._app_items = np.array([app.items for app in apps])
+        self._app_iterations = np.array([app.iterations for app in apps])
+        self._batch_apps = self._batch_deadlines_s = self._batch_origins = np.empty(0, dtype=np.int64)  # drawn jobs
         self._position = 0
         self._next_id = 0
 
@@ -96,22 +101,34 @@ class JobStream:
         app = np.searchsorted(self._cumulative_weight, rng.uniform(0.0, 1.0, BATCH), side="right")
         app = np.minimum(app, len(self.config.apps) - 1)
         spread = rng.uniform(0.0, 1.0, BATCH) * self._width[app]
-        deadline_s = np.where(self._stepped[app], (self._low[app] + np.floor(spread)) * self._steps[app],
-                              self._low[app] + spread)
-        origin = self._origins[rng.integers(0, len(self._origins), BATCH)]
-        self._batch = list(zip(app.tolist(), deadline_s.tolist(), origin.tolist()))
+        self._batch_deadlines_s = np.where(self._stepped[app], (self._low[app] + np.floor(spread)) * self._steps[app],
+                                           self._low[app] + spread)
+        self._batch_origins = self._origins[rng.integers(0, len(self._origins), BATCH)]
+        self._batch_apps = app
         self._position = 0
 
     def next_job(self) -> Job | None:
         """The next job, or ``None`` once arrivals pass the horizon."""
-        arrival_s = self._arrivals.next_s()
-        if arrival_s == math.inf:
-            return None
-        if self._position == len(self._batch):
-            self._draw_batch()
-        app_index, deadline_s, origin = self._batch[self._position]
-        self._position += 1
-        app = self.config.apps[app_index]
-        job = Job(self._next_id, app.name, arrival_s, deadline_s, app.input_bytes, origin, app.items, app.iterations)
-        self._next_id += 1
-        return job
+        jobs = self.next_jobs(1)
+        return jobs[0] if jobs else None
+
+    def next_jobs(self, count: int) -> list[Job]:
+        """The next ``count`` jobs (fewer once arrivals pass the horizon): the same jobs, from the same
+        draws, as ``count`` calls of :meth:`next_job`, built a batch at a time."""
+        jobs: list[Job] = []
+        while len(jobs) < count:
+            left = len(self._batch_apps) - self._position
+            arrivals_s = self._arrivals.take(min(count - len(jobs), left if left else BATCH))
+            if not arrivals_s:
+                break
+            if not left:  # drawn after the arrival times, as next_job does
+                self._draw_batch()
+            start, end = self._position, self._position + len(arrivals_s)
+            ids = range(self._next_id, self._next_id + len(arrivals_s))
+            self._position, self._next_id = end, ids.stop
+            app = self._batch_apps[start:end]
+            fields = zip(ids, self._app_names[app].tolist(), arrivals_s, self._batch_deadlines_s[start:end].tolist(),
+                         self._app_input_bytes[app].tolist(), self._batch_origins[start:end].tolist(),
+                         self._app_items[app].tolist(), self._app_iterations[app].tolist())
+            jobs += map(tuple.__new__, repeat(Job), fields)  # Job(*fields), made in C
+        return jobs

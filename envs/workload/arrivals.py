@@ -10,6 +10,7 @@ Times are drawn in batches for speed.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 
 import numpy as np
 
@@ -32,14 +33,26 @@ class ArrivalTimes:
 
     def next_s(self) -> float:
         """The next arrival time, or ``math.inf`` once it would fall after the horizon."""
+        times_s = self.take(1)
+        return times_s[0] if times_s else math.inf
+
+    def take(self, limit: int) -> list[float]:
+        """The next arrival times, at most ``limit`` and at most the rest of one drawn batch (a batch is drawn
+        first only if the last one is used up); an empty list once arrivals pass the horizon.  A run of
+        calls returns (and draws) exactly what as many :meth:`next_s` calls would."""
         while self._position == len(self._buffer):
             if self._drawn_until_s > self._horizon_s:
-                return math.inf
+                return []
             self._buffer = self._draw()
             self._position = 0
-        time_s = self._buffer[self._position]
-        self._position += 1
-        return time_s if time_s <= self._horizon_s else math.inf
+        start = self._position
+        times_s = self._buffer[start: start + limit]
+        if times_s[-1] > self._horizon_s:  # sorted: keep those up to the horizon, and end there
+            times_s = times_s[: bisect_right(times_s, self._horizon_s)]
+            self._buffer, self._position, self._drawn_until_s = [], 0, math.inf
+            return times_s
+        self._position = start + len(times_s)
+        return times_s
 
     def _draw(self) -> list[float]:
         """The arrivals of the next batch, sorted; advances ``_drawn_until_s``."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from envs.sim.types import AppConfig, ArrivalConfig, WorkloadConfig
+from envs.sim.types import AppConfig, ArrivalConfig, Job, WorkloadConfig
 from envs.workload import (
     SPLITPLACE_APP_WEIGHTS,
     SPLITPLACE_DEADLINE_INTERVALS,
@@ -100,3 +100,35 @@ def test_no_job_after_the_horizon():
     config = WorkloadConfig((AppConfig("a", 1.0, 1, 1.0, 2.0),), ArrivalConfig("poisson", rate_per_s=50.0))
     stream = jobs(config, horizon_s=10.0)
     assert 400 < len(stream) < 600 and max(job.arrival_s for job in stream) <= 10.0
+
+
+@pytest.mark.parametrize("arrivals_config", [ArrivalConfig("poisson", rate_per_s=3.0),
+                                             ArrivalConfig("interval_gaussian", interval_s=1.0,
+                                                           mean_per_interval=2.5, std_per_interval=1.0)])
+@pytest.mark.parametrize("chunk", [1, 7, 64, 5000])
+def test_jobs_drawn_in_chunks_are_the_jobs_drawn_one_by_one(arrivals_config, chunk):
+    # long enough that arrival and app batches run out at different jobs, so the draws interleave
+    apps = (AppConfig("small", 3.0, 100, 2.0, 11.0, deadline_step_s=1.0, items=7),
+            AppConfig("big", 1.0, 900, 0.5, 4.5, iterations=2))
+    config = WorkloadConfig(apps, arrivals_config, origin_nodes=(0, 3))
+    one_by_one = jobs(config, horizon_s=1500.0, seed=3)
+    stream = JobStream(config, 1500.0, np.random.default_rng(3))
+    chunked = []
+    while batch := stream.next_jobs(chunk):
+        assert len(batch) <= chunk
+        chunked += batch
+    assert len(one_by_one) > 2500
+    assert chunked == one_by_one
+    plain = (int, str, float, float, int, int, int, int)  # Job fields are plain Python values, not numpy scalars
+    assert all(tuple(map(type, job)) == plain and type(job) is Job for job in chunked)
+    assert stream.next_jobs(chunk) == [] and stream.next_job() is None  # and it stays over
+
+
+def test_arrival_times_taken_in_runs_are_those_taken_one_by_one():
+    config = ArrivalConfig("poisson", rate_per_s=4.0)
+    process = ArrivalTimes(config, 600.0, np.random.default_rng(8))
+    taken = []
+    while run := process.take(300):
+        assert len(run) <= 300
+        taken += run
+    assert np.array_equal(taken, arrivals(config, 600.0, seed=8))
