@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.dnn.plan import FAMILIES, Fragment, SplitPlan
-from envs.observation import JOB_FEATURES, NODE_FEATURES
+from envs.observation import NODE_FEATURES
 from envs.reward import reward_parts
 
 
@@ -123,19 +123,20 @@ class EnvView:
     @property
     def job_feature_count(self) -> int:
         """Length of :meth:`job_features`."""
-        return len(self.app_names) + len(JOB_FEATURES)
+        return self.env.observations.job_size
 
     def job_features(self) -> np.ndarray:
-        """The observation's job part (app one-hot, deadline, items, input size, slack), float32."""
+        """The observation's job part (app one-hot, deadline, items, input size, slack; with training jobs
+        on, also kind and iterations), float32."""
         return np.asarray(self.observation, dtype=np.float32)[len(NODE_FEATURES) * self.node_count:]
 
     def fragment_features(self, plan: SplitPlan) -> np.ndarray:
         """(slots, FRAGMENT_FEATURE_COUNT) float32, one row per fragment slot (zeros past the plan):
-        compute time of the job's items on the fastest node, memory / largest usable memory,
-        input and output transfer time of the job's items at the nominal bandwidth (times in
+        compute time of the job's items (x iterations) on the fastest node, memory / largest usable memory,
+        input and output transfer time of the job's items (x iterations) at the nominal bandwidth (times in
         units of the scenario's ``time_scale_s``, clipped), and 1 for a used slot."""
         scales = self.env.scenario.observation
-        items = self.job.items
+        items = self.job.items * self.job.iterations  # a training job: every mini-batch (envs.sim.training_plans)
         seconds_per_byte = 8.0 / (scales.bandwidth_scale_mbps * 1e6)
         largest_memory = max(node.device.usable_memory_bytes for node in self.env.scenario.simulator.nodes)
         fastest = float(self.speed_factors().max())

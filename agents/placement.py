@@ -23,12 +23,13 @@ from envs.dnn.plan import SplitPlan
 
 
 def least_loaded_placement(view: EnvView, plan: SplitPlan) -> list[int]:
-    """Least queued work (seconds, incl. this job's own earlier fragments) among the nodes with room
-    (counting the memory of this job's earlier fragments)."""
+    """Least queued work (seconds, incl. this job's own earlier fragments, all its iterations) among the nodes
+    with room (counting the memory of this job's earlier fragments)."""
     snapshot = view.snapshot()
     load_s = snapshot.queued_work_s.astype(np.float64)
     used_bytes = np.zeros(view.node_count, dtype=np.int64)
     speed = view.speed_factors()
+    items = view.job.items * view.job.iterations
     placement = []
     for fragment in plan.fragments:
         fitting = view.fitting_nodes(fragment, used_bytes)
@@ -36,7 +37,7 @@ def least_loaded_placement(view: EnvView, plan: SplitPlan) -> list[int]:
             node = int(np.flatnonzero(fitting)[np.argmin(load_s[fitting])])
         else:
             node = int(np.argmax(snapshot.free_memory_bytes - used_bytes))
-        load_s[node] += view.job.items * fragment.reference_latency_s / speed[node]
+        load_s[node] += items * fragment.reference_latency_s / speed[node]
         used_bytes[node] += fragment.memory_bytes
         placement.append(node)
     return placement

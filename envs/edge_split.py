@@ -50,6 +50,14 @@ class EdgeSplitEnv(gym.Env):
     ``failed``, ``in_flight``, ``infeasible``; arrived = finished + failed + in_flight),
     ``energy_j`` (cluster energy so far, joules) and ``time_s`` (simulated time).
 
+    With training jobs on (the scenario's ``training_jobs``), split-learning jobs
+    arrive beside the inference jobs and are decided with the same action (their
+    app ``<model>_training`` offers the model's unsplit and layer-chain training
+    plans); the observation gains the job's kind and iterations, and ``info``
+    the training jobs resolved this step (``training_jobs_finished``,
+    ``training_jobs_failed``).  A training job earns no accuracy bonus
+    (its plans have accuracy 0), only the SLA part.
+
     Args:
         scenario: a name from ``envs/scenarios`` or a path to a scenario YAML file.
         config: overrides of the scenario's settings (see :mod:`envs.scenarios`).
@@ -64,18 +72,25 @@ class EdgeSplitEnv(gym.Env):
         self.simulator = ClusterSimulator(self.scenario.simulator, np.random.default_rng(0))
         nodes = self.scenario.simulator.nodes
         self.actions = ActionTable(self.scenario.plans, len(nodes))
-        app_configs = {app.name: app for app in self.scenario.simulator.workload.apps}
+        workload = self.scenario.simulator.workload
+        training = workload.training
+        item_sizes = {app.name: (app.items, app.input_bytes) for app in workload.apps}  # (items, bytes per item)
+        if training is not None:
+            item_sizes.update((app, (training.batch_size, sample_bytes))
+                              for app, sample_bytes in zip(training.apps, training.sample_bytes))
+        self._training_apps = frozenset(training.apps if training is not None else ())
         apps = self.actions.apps
         self.observations = ObservationBuilder(
             apps=apps,
             app_serial_latency_s=[
                 min(sum(f.reference_latency_s for f in p.fragments) for p in self.scenario.plans[app]) for app in apps
             ],
-            app_items=[app_configs[app].items for app in apps],
-            app_input_bytes=[app_configs[app].input_bytes for app in apps],
+            app_items=[item_sizes[app][0] for app in apps],
+            app_input_bytes=[item_sizes[app][1] for app in apps],
             node_usable_memory_bytes=np.array([node.device.usable_memory_bytes for node in nodes]),
             fastest_speed_factor=max(node.device.speed_factor for node in nodes),
             scales=self.scenario.observation,
+            training=training is not None,
         )
         self.observation_space = self.observations.space
         self.action_space = self.actions.space
@@ -157,7 +172,7 @@ class EdgeSplitEnv(gym.Env):
 
     def _info(self, parts, rejected: bool) -> dict[str, Any]:
         simulator = self.simulator
-        return {
+        info = {
             "reward_sla": parts.sla,
             "reward_accuracy": parts.accuracy,
             "reward_energy": parts.energy,
@@ -175,3 +190,8 @@ class EdgeSplitEnv(gym.Env):
             "energy_j": simulator.energy_j,
             "time_s": simulator.time_s,
         }
+        if self._training_apps:
+            training = [outcome.finished for outcome in self._outcomes if outcome.app in self._training_apps]
+            info["training_jobs_finished"] = sum(training)
+            info["training_jobs_failed"] = len(training) - info["training_jobs_finished"]
+        return info

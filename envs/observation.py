@@ -26,6 +26,9 @@ one entry per node."""
 JOB_FEATURES = ("deadline", "items", "input_size", "slack")
 """Job entries after the app one-hot, in order."""
 
+TRAINING_JOB_FEATURES = ("training", "iterations")
+"""Job entries after JOB_FEATURES, only in scenarios with training jobs: the job's kind and its size."""
+
 
 @dataclass(frozen=True)
 class ObservationScales:
@@ -37,9 +40,11 @@ class ObservationScales:
     """Mbit/s that map to 1.0 (uplink, downlink)"""
     clip: float = 10.0
     """normalised times and bandwidths are clipped to [0, clip] (slack: [-clip, clip])"""
+    iterations_scale: float = 100.0
+    """mini-batch iterations that map to 1.0, clipped to [0, clip] (the job size; only with training jobs)"""
 
     def __post_init__(self) -> None:
-        for name in ("time_scale_s", "bandwidth_scale_mbps", "clip"):
+        for name in ("time_scale_s", "bandwidth_scale_mbps", "clip", "iterations_scale"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 raise ValueError(f"observation.{name} must be a finite number > 0, got {value!r}")
@@ -66,12 +71,17 @@ class ObservationBuilder:
     items                   1      items of the job / largest items of any app, [0, 1]
     input_size              1      items x input bytes / largest of any app, [0, 1]
     slack                   1      optimistic slack / time_scale_s, [-clip, clip]
+    training                1      with ``training``: 1 for a training job, 0 for an inference job
+    iterations              1      with ``training``: the job's iterations / iterations_scale, [0, clip]
     ======================  =====  ===============================================================
 
-    Optimistic slack (s) = deadline - items x (smallest serial reference latency
-    of the app's plans) / fastest speed factor of the cluster: what is left of
-    the deadline if the job ran alone on the fastest node with no transfers.
-    After the last job (episode truncated) the job entries are 0.
+    Optimistic slack (s) = deadline - items x iterations x (smallest serial
+    reference latency of the app's plans) / fastest speed factor of the cluster:
+    what is left of the deadline if the job ran alone on the fastest node with
+    no transfers (a training job: its plans' latencies include the backward
+    pass; no deadline: ``clip``).  The last two entries exist only when
+    ``training`` is set (a scenario with training jobs); an inference job has 1
+    iteration.  After the last job (episode truncated) the job entries are 0.
     """
 
     def __init__(
@@ -83,8 +93,10 @@ class ObservationBuilder:
         node_usable_memory_bytes: np.ndarray,
         fastest_speed_factor: float,
         scales: ObservationScales,
+        training: bool = False,
     ):
         self.apps = tuple(apps)
+        self.training = training
         self.node_count = n = len(node_usable_memory_bytes)
         self.scales = scales
         self._app_index = {app: i for i, app in enumerate(self.apps)}
@@ -107,22 +119,26 @@ class ObservationBuilder:
         self._node_size = len(NODE_FEATURES) * n
         self._node_factor = np.repeat([node_factor[f] for f in NODE_FEATURES], n)  # float64, one per entry
         self._clipped_size = NODE_FEATURES.index("free_memory") * n  # times and bandwidths, clipped to `clip`
-        job_size = len(self.apps) + len(JOB_FEATURES)
-        self._size = self._node_size + job_size
+        self.job_size = len(self.apps) + len(JOB_FEATURES) + (len(TRAINING_JOB_FEATURES) if training else 0)
+        """Entries of the job part (after the per-node blocks)."""
+        self._iterations_factor = 1.0 / scales.iterations_scale
+        self._size = self._node_size + self.job_size
         # build(): node values and job entries are written into a float64 scratch (views made once), the node
         # times floored at 0, times and bandwidths clipped, and the whole cast to float32
         self._buffer = np.zeros(self._size)
         self._bind_views()
         self._app_entry = self._node_size  # where the one-hot of the first app lies
-        self._deadline_entry = self._node_size + len(self.apps)  # then deadline, items, input_size, slack
+        self._deadline_entry = self._node_size + len(self.apps)  # then JOB_FEATURES [, TRAINING_JOB_FEATURES]
         self._shown_app = -1  # the app whose one-hot entry is 1 in the scratch (-1: none)
         low = np.zeros(self._size, dtype=np.float32)
         high = np.ones(self._size, dtype=np.float32)
         clip = np.float32(scales.clip)
         high[: self._clipped_size] = clip
-        deadline, slack = self._size - len(JOB_FEATURES), self._size - 1
+        deadline, slack = self._deadline_entry, self._deadline_entry + len(JOB_FEATURES) - 1
         high[deadline] = clip
         low[slack], high[slack] = -clip, clip
+        if training:
+            high[slack + 2] = clip  # iterations
         self.space = spaces.Box(low=low, high=high, dtype=np.float32)
 
     _VIEWS = ("_node_values", "_times", "_clipped")
@@ -160,15 +176,19 @@ class ObservationBuilder:
             self._shown_app = app
         entry = self._deadline_entry
         if job is None:
-            buffer[entry] = buffer[entry + 1] = buffer[entry + 2] = buffer[entry + 3] = 0.0
+            buffer[entry: entry + self.job_size - len(self.apps)] = 0.0
         else:
             clip, time_factor, deadline_s, items = self._clip, self._time_factor, job.deadline_s, job.items
             deadline = deadline_s * time_factor
-            slack = (deadline_s - items * self._fastest_latency_s[app]) * time_factor
+            slack = (deadline_s - items * job.iterations * self._fastest_latency_s[app]) * time_factor
             buffer[entry] = deadline if deadline < clip else clip
             buffer[entry + 1] = items * self._items_factor
             buffer[entry + 2] = items * job.input_bytes * self._input_factor
             buffer[entry + 3] = -clip if slack < -clip else (slack if slack < clip else clip)
+            if self.training:
+                iterations = job.iterations * self._iterations_factor
+                buffer[entry + 4] = job.training
+                buffer[entry + 5] = iterations if iterations < clip else clip
         np.maximum(self._times, 0.0, out=self._times)  # busy-until times that passed: nothing queued
         np.minimum(self._clipped, self._clip, out=self._clipped)
         return buffer.astype(np.float32)  # (cheaper than a float32 ``out`` above, which goes through casting)

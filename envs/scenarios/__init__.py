@@ -1,12 +1,19 @@
 """Named scenarios: YAML settings -> the simulator configuration, split plans, reward and observation scales.
 
 A scenario is a YAML file in this folder (its name is the file stem) or any path
-to a YAML file.  Its settings override :data:`DEFAULT_SETTINGS` shallowly, and
+to a YAML file.  Its settings override :data:`DEFAULT_SETTINGS` (or, with
+``extends: <scenario>``, that scenario's settings) shallowly, and
 the caller's overrides (``EdgeSplitEnv(config=...)``) override the scenario the
 same way: a key's value is replaced, except that the mapping-valued sections
 (``arrivals``, ``background``, ``failures``, ``reward``, ``observation``) are
-merged key by key.  An unknown key anywhere is a ``ValueError`` that names the
-key and the allowed ones.
+merged key by key, and so is ``training_jobs`` when both are mappings (``null``
+turns training jobs off).  An unknown key anywhere is a ``ValueError`` that names
+the key and the allowed ones.
+
+Training jobs (``training_jobs``, see :data:`TRAINING_JOB_DEFAULTS`): each trained
+model becomes an app ``<model>_training`` (:data:`TRAINING_APP_SUFFIX`) whose plans
+are the training plans (:mod:`envs.sim.training_plans`) of the model's unsplit and
+layer-chain plans in the allowed families.
 
 Links: node ``k`` of the cluster gets the traces ``pool[2k mod P]`` (uplink) and
 ``pool[2k+1 mod P]`` (downlink) of its group's pool, the sorted traces of
@@ -30,7 +37,7 @@ from envs.cluster.devices import DeviceType, load_device_catalog
 from envs.cluster.traces import TRACE_KINDS, BandwidthTrace, list_traces, load_trace
 from envs.dnn.plan import FAMILIES, SplitPlan
 from envs.dnn.planner import SplitPlanner
-from envs.dnn.profile_io import load_profile
+from envs.dnn.profile_io import list_profiles, load_profile
 from envs.observation import ObservationScales
 from envs.reward import RewardWeights
 from envs.sim.types import (
@@ -41,8 +48,10 @@ from envs.sim.types import (
     LinkConfig,
     NodeConfig,
     SimulatorConfig,
+    TrainingJobsConfig,
     WorkloadConfig,
 )
+from envs.sim.training_plans import trainable, training_plan
 
 SCENARIO_DIR = Path(__file__).resolve().parent
 """Folder of the named scenarios (``<name>.yaml``)."""
@@ -67,8 +76,13 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "cut_candidates": 5,  # layer boundaries the planner combines into chains
     "reward": {},  # reward weights: keys of envs.reward.RewardWeights
     "observation": {},  # normalisation: keys of envs.observation.ObservationScales
+    "training_jobs": None,  # split-learning jobs beside the inference jobs, see TRAINING_JOB_DEFAULTS; null: none
 }
 """Every scenario key with its default; units and meaning in the comments."""
+
+EXTENDS_KEY = "extends"
+"""A scenario file's optional key naming the scenario (name or path) whose settings it starts from
+instead of :data:`DEFAULT_SETTINGS`; its own keys then apply as overrides do."""
 
 NODE_GROUP_DEFAULTS: dict[str, Any] = {
     "device": None,  # required: device type in envs/profiles/devices.yaml
@@ -89,8 +103,22 @@ APP_DEFAULTS: dict[str, Any] = {
     "items": 1,  # inputs per job (compute and transfers scale with it)
 }
 
-REQUIRED = {"nodes", "apps", "device", "name", "model", "weight", "deadline_min_s", "deadline_max_s"}
-"""Keys without a default: a scenario, node group or app must set them."""
+TRAINING_JOB_DEFAULTS: dict[str, Any] = {
+    "models": None,  # required: {profile name: share of the training arrivals}, e.g. {resnet18: 1.0}
+    "rate_per_s": None,  # required: training-job arrivals per second (Poisson), on top of the inference arrivals
+    "samples": [256, 1024],  # smallest and largest training samples of a job (inclusive, uniform)
+    "epochs": [1, 3],  # smallest and largest epochs of a job (inclusive, uniform)
+    "batch_size": 32,  # samples per mini-batch; a job runs epochs x ceil(samples / batch_size) iterations
+    "deadline_s": None,  # [smallest, largest] response-time budget, seconds after arrival (uniform); null: none
+}
+"""Keys of the ``training_jobs`` section with their defaults (envs.sim.types.TrainingJobsConfig)."""
+
+TRAINING_APP_SUFFIX = "_training"
+"""The app of a training job of model ``m`` is ``m + TRAINING_APP_SUFFIX`` (Job.app)."""
+
+REQUIRED = {"nodes", "apps", "device", "name", "model", "weight", "deadline_min_s", "deadline_max_s", "models",
+            "rate_per_s"}
+"""Keys without a default: a scenario, node group, app or training_jobs section must set them."""
 
 SECTIONS: dict[str, type] = {
     "arrivals": ArrivalConfig,
@@ -120,14 +148,27 @@ def list_scenarios() -> list[str]:
 
 
 def scenario_settings(scenario: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults, then the scenario (a name or a YAML path), then ``overrides``; keys checked."""
+    """Defaults, then the scenario (a name or a YAML path; first the scenario it ``extends``, if any),
+    then ``overrides``; keys checked."""
+    return _merged(_file_settings(scenario, ()), overrides or {}, "config")
+
+
+def _file_settings(scenario: str, extended_by: tuple[str, ...]) -> dict[str, Any]:
+    """The defaults with scenario file ``scenario`` applied, over the scenario named by its ``extends`` key."""
     path = Path(scenario) if scenario.endswith((".yaml", ".yml")) else SCENARIO_DIR / f"{scenario}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown scenario {scenario!r}; allowed: {list_scenarios()} or a path to a YAML file")
+    if scenario in extended_by:
+        raise ValueError(f"scenario {scenario!r} extends itself: {' -> '.join(extended_by + (scenario,))}")
     with path.open() as stream:
         from_file = yaml.safe_load(stream) or {}
-    settings = _merged(DEFAULT_SETTINGS, from_file, f"scenario {scenario!r}")
-    return _merged(settings, overrides or {}, "config")
+    if not isinstance(from_file, Mapping):
+        raise ValueError(f"scenario {scenario!r} must be a mapping of settings, got {from_file!r}")
+    base = from_file.pop(EXTENDS_KEY, None)
+    if base is not None and not isinstance(base, str):
+        raise ValueError(f"scenario {scenario!r}: {EXTENDS_KEY!r} must be a scenario name or path, got {base!r}")
+    start = DEFAULT_SETTINGS if base is None else _file_settings(base, extended_by + (scenario,))
+    return _merged(start, from_file, f"scenario {scenario!r}")
 
 
 def load_scenario(scenario: str = DEFAULT_SCENARIO, overrides: Mapping[str, Any] | None = None) -> Scenario:
@@ -139,12 +180,14 @@ def load_scenario(scenario: str = DEFAULT_SCENARIO, overrides: Mapping[str, Any]
     families = _families(settings["families"])
     apps = [_with_defaults(app, APP_DEFAULTS, f"apps[{i}]") for i, app in enumerate(settings["apps"])]
     nodes, origins = _cluster(settings)
+    training = _training_jobs(settings["training_jobs"])
     simulator = SimulatorConfig(
         nodes=nodes,
         workload=WorkloadConfig(
             apps=tuple(_app_config(app) for app in apps),
             arrivals=_section(settings, "arrivals"),
             origin_nodes=origins,
+            training=training,
         ),
         horizon_s=settings["horizon_s"],
         background=_section(settings, "background"),
@@ -157,6 +200,14 @@ def load_scenario(scenario: str = DEFAULT_SCENARIO, overrides: Mapping[str, Any]
         plans[app["name"]] = tuple(p for p in model_plans(app["model"], *planner_options) if p.family in families)
         if not plans[app["name"]]:
             raise ValueError(f"app {app['name']!r}: model {app['model']!r} has no plan in families {list(families)}")
+    if training is not None:
+        for name in training.apps:
+            model = name.removesuffix(TRAINING_APP_SUFFIX)
+            plans[name] = tuple(training_plan(p, training.batch_size) for p in model_plans(model, *planner_options)
+                                if p.family in families and trainable(p))
+            if not plans[name]:
+                raise ValueError(f"training_jobs.models: {model!r} has no unsplit or layer plan in families "
+                                 f"{list(families)}")
     return Scenario(
         name=scenario,
         settings=settings,
@@ -190,6 +241,8 @@ def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -
                 raise ValueError(f"{where}: {key!r} must be a mapping, got {value!r}")
             _check_section_keys(key, value)
             merged[key] = {**merged[key], **copy.deepcopy(dict(value))}
+        elif key == "training_jobs" and isinstance(value, Mapping) and isinstance(merged[key], Mapping):
+            merged[key] = {**merged[key], **copy.deepcopy(dict(value))}  # keys checked when built
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -285,6 +338,34 @@ def _trace(cache: dict[str, BandwidthTrace], name: str, split: str) -> Bandwidth
     if name not in cache:
         cache[name] = load_trace(name, split)
     return cache[name]
+
+
+def _training_jobs(section: object) -> TrainingJobsConfig | None:
+    """The ``training_jobs`` section as a TrainingJobsConfig (None when it is null)."""
+    if section is None:
+        return None
+    settings = _with_defaults(section, TRAINING_JOB_DEFAULTS, "training_jobs")
+    models = settings["models"]
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError(f"training_jobs.models must be a non-empty mapping {{profile name: share}}, got {models!r}")
+    unknown = sorted(set(models) - set(list_profiles()))
+    if unknown:
+        raise ValueError(f"training_jobs.models: unknown model(s) {unknown}; allowed: {list_profiles()}")
+    return TrainingJobsConfig(
+        apps=tuple(f"{model}{TRAINING_APP_SUFFIX}" for model in models),
+        weights=tuple(models.values()),
+        sample_bytes=tuple(int(load_profile(model).graph["input_bytes"]) for model in models),
+        rate_per_s=settings["rate_per_s"],
+        samples=_pair(settings["samples"]),
+        epochs=_pair(settings["epochs"]),
+        batch_size=settings["batch_size"],
+        deadline_s=_pair(settings["deadline_s"]),
+    )
+
+
+def _pair(value: object) -> object:
+    """A YAML list as a tuple; anything else as it is (the configuration dataclass checks it)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _app_config(app: Mapping[str, Any]) -> AppConfig:

@@ -16,6 +16,7 @@ from envs.sim.types import (
     LinkConfig,
     NodeConfig,
     SimulatorConfig,
+    TrainingJobsConfig,
     WorkloadConfig,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "LinkConfig",
     "NodeConfig",
     "SimulatorConfig",
+    "TrainingJobsConfig",
     "WorkloadConfig",
 ]
 

@@ -23,6 +23,10 @@ in the busy-until entries), :meth:`ClusterSimulator.node_values` and
 :meth:`ClusterSimulator.scaled_node_values` a few more.  Jobs are drawn
 :data:`PREFETCH_JOBS` at a time (the workload does not depend on the actions),
 built a batch at a time, with the link bandwidths of the steps they arrive in.
+
+Training jobs (``WorkloadConfig.training``) arrive from their own random stream
+(:mod:`envs.workload.training_jobs`) and run a training plan
+(:mod:`envs.sim.training_plans`) reserved as one pass over all their mini-batches.
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ from envs.dnn.plan import Fragment, SplitPlan
 from envs.sim.schedule import CompiledPlan, Scheduler
 from envs.sim.types import NODE_VALUES, ClusterSnapshot, Job, JobOutcome, SimulatorConfig
 from envs.workload.apps import JobStream
+from envs.workload.training_jobs import MergedJobStream, TrainingJobStream
 
 PLAN_CACHE_SIZE = 4096
 """Compiled plans kept (by plan object); the cache is emptied when it is full."""
 
-STREAMS = ("workload", "background", "failures", "network", "exits")
-"""Independent random streams of an episode, each seeded from the generator given to ``reset``."""
+STREAMS = ("workload", "background", "failures", "network", "exits", "training")
+"""Independent random streams of an episode, each seeded from the generator given to ``reset``; the last only
+when training jobs are on (the others are seeded as without them)."""
 
 (_QUEUED, _UPLINK_BACKLOG, _DOWNLINK_BACKLOG, _UPLINK, _DOWNLINK, _FREE_MEMORY, _BACKGROUND, _UP) = range(
     len(NODE_VALUES))
@@ -59,6 +65,12 @@ _new_outcome = partial(tuple.__new__, JobOutcome)
 
 PREFETCH_JOBS = 64
 """Jobs drawn ahead of time, with the link bandwidths of the steps they arrive in (one vector computation)."""
+
+
+def _items_and_passes(job: Job) -> tuple[int, int]:
+    """(items per pass, passes) the scheduler runs for ``job``: a training job is one pass over the samples of all
+    its mini-batches (``items x iterations``), any other job ``iterations`` passes over its ``items``."""
+    return (job.items * job.iterations, 1) if job.training else (job.items, job.iterations)
 
 
 def _reseed(generators: list[np.random.Generator], rng: np.random.Generator) -> None:
@@ -91,7 +103,8 @@ class ClusterSimulator:
                                     self._failures,
                                     config.failures.max_retries if config.failures.policy == "retry" else 0)
         self._compiled: dict[int, CompiledPlan] = {}
-        self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in STREAMS]
+        stream_count = len(STREAMS) - (config.workload.training is None)
+        self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in range(stream_count)]
         self._state = np.zeros((len(NODE_VALUES), self.node_count))
         """The rows of node_values(), busy-until times as absolute times (see the module docstring)."""
         self._timed_size = _TIMES * self.node_count  # entries of the busy-until rows, flattened
@@ -125,9 +138,12 @@ class ClusterSimulator:
     def _start(self, rng: np.random.Generator) -> None:
         """Empty, idle cluster at time 0; every random process gets its own stream drawn from ``rng``."""
         _reseed(self._streams, rng)
-        workload_rng, background_rng, failure_rng, network_rng, exit_rng = self._streams
+        workload_rng, background_rng, failure_rng, network_rng, exit_rng, *training_rng = self._streams
         self.time_s = 0.0
-        self._jobs = JobStream(self.config.workload, self.config.horizon_s, workload_rng)
+        workload, horizon_s = self.config.workload, self.config.horizon_s
+        self._jobs = JobStream(workload, horizon_s, workload_rng)
+        if training_rng:
+            self._jobs = MergedJobStream(self._jobs, TrainingJobStream(workload, horizon_s, training_rng[0]))
         self._background.reset(background_rng)
         self._constant_power_w = self._background.constant_power_w  # None unless the load is constant
         if self._failures is not None:
@@ -291,6 +307,8 @@ class ClusterSimulator:
         A placement that does not fit (memory, or a node that is down) is rejected:
         the job fails at once with reason ``"infeasible"`` (and ``False`` is returned).
         A malformed placement (wrong length, unknown node) raises ``ValueError``.
+        A training job (``job.training``) runs a training plan (:mod:`envs.sim.training_plans`) as one pass
+        over ``items x iterations`` samples and holds its fragments' memory until it completes.
         """
         compiled = self._compile(plan, placement)
         if job is None or job is not self._awaiting:
@@ -299,9 +317,12 @@ class ClusterSimulator:
         if not self._placement_fits(compiled, placement):
             self._resolve_infeasible(job, plan.family)
             return False
-        reach = compiled.sampled_reach(job.items, self._exit_rng)
+        items, passes = _items_and_passes(job)
+        reach = compiled.sampled_reach(items, self._exit_rng)
         completion_s, failure_s, energy_j = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
-                                                                     reach, job.iterations, True)
+                                                                     reach, passes, True)
+        if job.training:  # its fragments keep their weights and optimizer state until its last mini-batch is done
+            compiled.finish_s[:] = [completion_s] * compiled.fragment_count
         self._reserve(compiled, placement, job.origin, reach, failure_s)
         if failure_s < math.inf:
             completion_s = failure_s
@@ -343,9 +364,9 @@ class ClusterSimulator:
         compiled = self._compile(plan, placement)
         if not self._placement_fits(compiled, placement):
             return math.inf
+        items, passes = _items_and_passes(job)
         completion_s, _, _ = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
-                                                      compiled.expected_reach(job.items), job.iterations,
-                                                      commit=False)
+                                                      compiled.expected_reach(items), passes, commit=False)
         return completion_s
 
     # ------------------------------------------------------------------ observation

@@ -33,7 +33,8 @@ class Job(NamedTuple):
     input_bytes: int  # bytes of one item's input (the plan's transfers from ORIGIN carry the real bytes)
     origin: int  # node the input comes from and the result goes back to
     items: int = 1  # inputs processed one after another; compute and transfer bytes scale with it
-    iterations: int = 1  # times the plan runs back to back (> 1: a training job, one iteration per pass)
+    iterations: int = 1  # times the plan runs back to back (a training job: one mini-batch of `items` per pass)
+    training: bool = False  # a split-learning job (TrainingJobsConfig): reserved as one pass over items x iterations
 
 
 class JobOutcome(NamedTuple):
@@ -103,6 +104,18 @@ def _check_number(owner: object, key: str, low: float = -math.inf, high: float =
     if not ok:
         left, right = ("(" if low_open else "["), (")" if high_open else "]")
         _fail(owner, key, value, f"a finite {'integer' if integer else 'number'} in {left}{low}, {high}{right}")
+
+
+def _check_range(owner: object, key: str, low: float, low_open: bool = False, integer: bool = False) -> None:
+    """``owner.key`` must be a pair ``(smallest, largest)`` of finite (integer) numbers above ``low``."""
+    value = getattr(owner, key)
+    kind = Integral if integer else Real
+    ok = isinstance(value, tuple) and len(value) == 2 and all(
+        isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v) and (v > low if low_open else v >= low)
+        for v in value) and value[0] <= value[1]
+    if not ok:
+        _fail(owner, key, value, f"a pair [smallest, largest] of finite {'integers' if integer else 'numbers'} "
+                                 f"{'>' if low_open else '>='} {low} with smallest <= largest")
 
 
 def _check_choice(owner: object, key: str, choices: tuple[str, ...]) -> None:
@@ -263,19 +276,61 @@ class AppConfig:
 
 
 @dataclass(frozen=True)
+class TrainingJobsConfig:
+    """Split-learning jobs that arrive beside the inference jobs (Poisson, at their own rate).
+
+    A job trains one of ``apps`` (chosen by ``weights``) on a number of samples and
+    epochs drawn uniformly from the inclusive ranges, in mini-batches of
+    ``batch_size``: ``Job.items`` = batch_size, ``Job.iterations`` = epochs x
+    ceil(samples / batch_size), ``Job.training`` = True.  It starts at an origin node
+    (``WorkloadConfig.origin_nodes``, uniformly): the device that holds the data.
+    Scenarios build it from their ``training_jobs`` section (defaults there).
+    """
+
+    apps: tuple[str, ...]  # Job.app of each trained model; names unlike the inference apps'
+    weights: tuple[float, ...]  # share of the training arrivals per app, normalised
+    sample_bytes: tuple[int, ...]  # bytes of one training sample per app (Job.input_bytes)
+    rate_per_s: float  # training-job arrivals per second (Poisson), on top of the inference arrivals
+    samples: tuple[int, int]  # smallest and largest training samples of a job (inclusive)
+    epochs: tuple[int, int]  # smallest and largest epochs of a job (inclusive)
+    batch_size: int  # samples per mini-batch (Job.items)
+    deadline_s: tuple[float, float] | None  # smallest and largest response-time budget, seconds after arrival
+    #                                         (uniform); None: no deadline (Job.deadline_s = inf)
+
+    def __post_init__(self) -> None:
+        if not self.apps or not all(isinstance(app, str) and app for app in self.apps) or (
+                len(set(self.apps)) != len(self.apps)):
+            _fail(self, "apps", self.apps, "a non-empty tuple of distinct non-empty strings")
+        for key, kind in (("weights", Real), ("sample_bytes", Integral)):
+            values = getattr(self, key)
+            if not (isinstance(values, tuple) and len(values) == len(self.apps) and all(
+                    isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in values)):
+                _fail(self, key, values, f"one number > 0 per app ({len(self.apps)})")
+        _check_number(self, "rate_per_s", 0.0, low_open=True)
+        _check_range(self, "samples", 1, integer=True)
+        _check_range(self, "epochs", 1, integer=True)
+        _check_number(self, "batch_size", 1, integer=True)
+        if self.deadline_s is not None:
+            _check_range(self, "deadline_s", 0.0, low_open=True)
+
+
+@dataclass(frozen=True)
 class WorkloadConfig:
     """The jobs: which apps, when they arrive, where they come from."""
 
     apps: tuple[AppConfig, ...]  # at least one; names unique
     arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
     origin_nodes: tuple[int, ...] = (0,)  # nodes jobs come from (uniformly), e.g. a gateway or mobile devices
+    training: TrainingJobsConfig | None = None  # split-learning jobs beside the inference jobs; None: none
 
     def __post_init__(self) -> None:
         if not self.apps or not all(isinstance(app, AppConfig) for app in self.apps):
             _fail(self, "apps", self.apps, "a non-empty tuple of AppConfig")
-        names = [app.name for app in self.apps]
+        if self.training is not None and not isinstance(self.training, TrainingJobsConfig):
+            _fail(self, "training", self.training, "None or a TrainingJobsConfig")
+        names = [app.name for app in self.apps] + list(self.training.apps if self.training is not None else ())
         if len(set(names)) != len(names):
-            _fail(self, "apps", names, "apps with unique names")
+            _fail(self, "apps", names, "apps with unique names (training apps included)")
         if not isinstance(self.arrivals, ArrivalConfig):
             _fail(self, "arrivals", self.arrivals, "an ArrivalConfig")
         if not self.origin_nodes or not all(isinstance(n, Integral) and n >= 0 for n in self.origin_nodes):

@@ -129,6 +129,6 @@ class JobStream:
             app = self._batch_apps[start:end]
             fields = zip(ids, self._app_names[app].tolist(), arrivals_s, self._batch_deadlines_s[start:end].tolist(),
                          self._app_input_bytes[app].tolist(), self._batch_origins[start:end].tolist(),
-                         self._app_items[app].tolist(), self._app_iterations[app].tolist())
+                         self._app_items[app].tolist(), self._app_iterations[app].tolist(), repeat(False))
             jobs += map(tuple.__new__, repeat(Job), fields)  # Job(*fields), made in C
         return jobs

@@ -70,6 +70,31 @@ def test_a_scenario_can_be_a_yaml_path(tmp_path):
     assert len(load_scenario(str(path)).simulator.nodes) == 2
 
 
+def test_a_scenario_file_can_extend_another_and_override_it(tmp_path):
+    path = tmp_path / "busier.yaml"
+    path.write_text("extends: mdi-jetson  # base\nhorizon_s: 60.0  # s\narrivals: {rate_per_s: 9.0}  # per s\n")
+    base, busier = scenario_settings("mdi-jetson"), scenario_settings(str(path))
+    assert busier["horizon_s"] == 60.0 and busier["arrivals"]["rate_per_s"] == 9.0
+    assert busier["arrivals"]["process"] == base["arrivals"]["process"] and busier["nodes"] == base["nodes"]
+    assert {key: value for key, value in busier.items() if key not in ("horizon_s", "arrivals")} == {
+        key: value for key, value in base.items() if key not in ("horizon_s", "arrivals")}
+
+
+@pytest.mark.parametrize(("text", "named"), [("extends: [mdi-jetson]", "extends"), ("extends: no-such", "no-such")])
+def test_a_bad_extends_names_the_problem(tmp_path, text, named):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError, match=re.escape(named)):
+        scenario_settings(str(path))
+
+
+def test_a_scenario_that_extends_itself_is_refused(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text(f"extends: {path}\n")
+    with pytest.raises(ValueError, match="extends itself"):
+        scenario_settings(str(path))
+
+
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
@@ -109,7 +134,7 @@ def _least_loaded_action():
     return module.least_loaded_action
 
 
-CALIBRATION_EPISODES = {"splitplace": 10, "mobile-edge": 6, "mdi-jetson": 6, "large": 3}
+CALIBRATION_EPISODES = {"splitplace": 10, "mobile-edge": 6, "mobile-edge-training": 6, "mdi-jetson": 6, "large": 3}
 """Episodes pooled per scenario (as in docs/environment.md): one episode of splitplace has only ~150 jobs."""
 
 

@@ -119,7 +119,7 @@ def test_jobs_drawn_in_chunks_are_the_jobs_drawn_one_by_one(arrivals_config, chu
         chunked += batch
     assert len(one_by_one) > 2500
     assert chunked == one_by_one
-    plain = (int, str, float, float, int, int, int, int)  # Job fields are plain Python values, not numpy scalars
+    plain = (int, str, float, float, int, int, int, int, bool)  # Job fields are plain Python values, not numpy scalars
     assert all(tuple(map(type, job)) == plain and type(job) is Job for job in chunked)
     assert stream.next_jobs(chunk) == [] and stream.next_job() is None  # and it stays over
 
