@@ -1,7 +1,7 @@
 """Reproductions of the source papers' comparisons: one module per paper.
 
 Each module has a pydantic config model (``CONFIG``) read from
-``configs/reproductions/<name>.yaml`` and a ``run(config, output)``
+``configs/experiments/reproductions/<name>.yaml`` and a ``run(config, output)``
 that writes tables (CSV + Markdown, mean ± 95 % CI over seeds) and figures
 into ``results/<name>/``.  ``scripts/reproduce.py`` is the command line.
 """

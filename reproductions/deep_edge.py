@@ -47,7 +47,7 @@ class PPOSettings(StrictModel):
 
 
 class DeepEdgeConfig(ReproductionConfig):
-    """configs/reproductions/deep_edge.yaml."""
+    """configs/experiments/reproductions/deep_edge.yaml."""
 
     scenario: str = Field(default="deep-edge", description="envs/update_scenarios/<scenario>.yaml")
     jobs_per_episode: int = Field(default=8, ge=1)

@@ -51,7 +51,7 @@ BEST_BASELINE = "best baseline"
 
 
 class FastSplitConfig(ReproductionConfig):
-    """configs/reproductions/fast_split.yaml."""
+    """configs/experiments/reproductions/fast_split.yaml."""
 
     models: list[str] = Field(min_length=1, description="shipped model profiles")
     device: str = Field(description="the weak device (devices.yaml)")

@@ -90,7 +90,7 @@ ACCURACY_METRICS = {
 
 
 class MdiConfig(ReproductionConfig):
-    """configs/reproductions/mdi.yaml."""
+    """configs/experiments/reproductions/mdi.yaml."""
 
     scenario: str = Field(default="mdi-jetson", description="named scenario")
     scenario_config: dict = Field(default_factory=dict, description="overrides of the scenario's settings")

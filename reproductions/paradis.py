@@ -56,7 +56,7 @@ RESERVED_SETTINGS = ("nodes", "apps", "bandwidth_scale", "families")
 
 
 class ParadisConfig(ReproductionConfig):
-    """configs/reproductions/paradis.yaml."""
+    """configs/experiments/reproductions/paradis.yaml."""
 
     models: list[str] = Field(min_length=1, description="models with ParaDiS width-switch accuracies")
     device_types: list[str] = Field(min_length=1, description="devices.yaml names; one homogeneous cluster each")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "reproductions"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "reproductions"
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 
 

@@ -101,7 +101,7 @@ class Variant(StrictModel):
 
 
 class SplitPlaceConfig(ReproductionConfig):
-    """``configs/reproductions/splitplace.yaml``.
+    """``configs/experiments/reproductions/splitplace.yaml``.
 
     Attributes:
         seeds: held-out evaluation seeds (one episode each, every agent on the same seeds).

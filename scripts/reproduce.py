@@ -5,7 +5,7 @@ Usage:
   python scripts/reproduce.py --all --quick         # every comparison, few seeds and short runs
   python scripts/reproduce.py fast-split --output /tmp/out seeds=[0,1,2,3,4]
 
-Each comparison reads configs/reproductions/<module>.yaml (``--config`` to use another);
+Each comparison reads configs/experiments/reproductions/<module>.yaml (``--config`` to use another);
 trailing ``key.sub=value`` overrides apply after ``--quick``'s own.
 """
 
