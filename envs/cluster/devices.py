@@ -5,9 +5,12 @@ every figure there carries its source. A device's ``speed_factor`` is either giv
 directly or calibrated at load time from a published batch-1 latency of a shipped
 model profile::
 
-    speed_factor = profile.graph["total_latency_s"] / published_latency_s
+    speed_factor = layer_latency_sum_s(profile) / published_latency_s
 
-so that compute time on the device = reference-CPU time / speed_factor.
+so that compute time on the device = reference-CPU time / speed_factor, and the
+simulated unsplit model (whose time is the sum of its per-vertex reference
+latencies, :func:`envs.dnn.fragments.layer_latency_sum_s`) takes exactly the
+published latency on the device.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from envs.dnn.fragments import layer_latency_sum_s
 from envs.dnn.profile_io import PROFILE_DIR, list_profiles, load_profile
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "profiles" / "devices.yaml"
@@ -129,9 +133,10 @@ def _sourced_number(section: dict, key: str, device: str) -> tuple[float, str]:
 
 @functools.lru_cache(maxsize=None)
 def _reference_latency_s(model: str, profile_directory: str) -> tuple[float, str]:
-    """Whole-model batch-1 latency of a profile on the reference CPU, and that CPU's description."""
+    """Batch-1 latency of a profile on the reference CPU as the simulators count it (sum of per-vertex
+    latencies), and that CPU's description."""
     graph = load_profile(model, profile_directory)
-    return float(graph.graph["total_latency_s"]), str(graph.graph.get("machine", "reference CPU"))
+    return layer_latency_sum_s(graph), str(graph.graph.get("machine", "reference CPU"))
 
 
 def _power_curve(power: object, device: str, sources: dict[str, str]) -> tuple[float, ...]:
@@ -168,7 +173,7 @@ def _speed_factor(speed: object, device: str, sources: dict[str, str], profile_d
     sources["published_latency"] = _source(entry, device, "speed.published_latency")
     reference_s, machine = _reference_latency_s(model, str(profile_directory))
     sources["speed_factor"] = (
-        f"reference / published batch-1 latency of {model}: {reference_s:.6g} s (profile total_latency_s, "
+        f"reference / published batch-1 latency of {model}: {reference_s:.6g} s (profile's sum of per-vertex latencies, "
         f"{machine}) / {latency_s:.6g} s"
     )
     return reference_s / latency_s

@@ -25,6 +25,12 @@ from envs.dnn.cut_points import execution_order, input_vertex
 from envs.dnn.plan import ORIGIN, Fragment, Transfer
 
 
+def layer_latency_sum_s(graph: nx.DiGraph) -> float:
+    """Reference-CPU seconds of the whole model as the simulators count it: the sum of the per-vertex
+    latencies (what the fragments of any split of ``graph`` add up to)."""
+    return float(sum(latency_s for _vertex, latency_s in graph.nodes(data="latency_s")))
+
+
 def make_fragment(graph: nx.DiGraph, vertices: Collection[str], name: str | None = None) -> Fragment:
     """The fragment running ``vertices`` of ``graph`` (named ``first..last`` vertex unless ``name`` is given)."""
     wanted = set(vertices)

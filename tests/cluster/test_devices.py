@@ -14,6 +14,7 @@ from envs.cluster.devices import (
     load_device_catalog,
     usable_memory_bytes,
 )
+from envs.dnn.fragments import layer_latency_sum_s
 from envs.dnn.profile_io import list_profiles, load_profile, save_profile
 
 SHIPPED = yaml.safe_load(CATALOG_PATH.read_text())
@@ -40,10 +41,13 @@ FAKE_REFERENCE_LATENCY_S = {"resnet18": 0.05, "resnet50": 0.2}
 
 
 def _fake_profiles(directory):
-    """Minimal profiles with a known whole-model latency, standing in for the shipped ones."""
+    """Minimal profiles whose per-vertex latencies add up to a known figure, standing in for the shipped ones
+    (their whole-model ``total_latency_s`` differs on purpose: calibration must use the sum)."""
     for model in CALIBRATION_MODELS:
-        graph = nx.DiGraph(model=model, total_latency_s=FAKE_REFERENCE_LATENCY_S[model], machine="test machine")
-        graph.add_node("x", op="input")
+        graph = nx.DiGraph(model=model, total_latency_s=3 * FAKE_REFERENCE_LATENCY_S[model], machine="test machine")
+        graph.add_node("x", op="input", latency_s=0.0)
+        graph.add_node("layer", op="conv2d", latency_s=FAKE_REFERENCE_LATENCY_S[model])
+        graph.add_edge("x", "layer")
         save_profile(graph, directory / f"{model}.json")
     return directory
 
@@ -167,7 +171,7 @@ def test_shipped_speed_factors_use_the_shipped_profiles():
         published = spec["speed"].get("published_latency")
         if published is None:
             continue
-        reference_s = load_profile(published["model"]).graph["total_latency_s"]
+        reference_s = layer_latency_sum_s(load_profile(published["model"]))
         assert catalog[name].speed_factor == pytest.approx(reference_s / published["latency_s"]), name
         assert published["model"] in catalog[name].sources["speed_factor"]
 
