@@ -23,7 +23,7 @@ from envs.training.cluster import TrainingCluster
 from envs.training.data_parallel import DataParallelOptions, RetrainingResult, Worker, run_data_parallel
 from envs.training.interference import count_misses
 from envs.training.jobs import RetrainingJob, model_costs
-from envs.training.links import NO_FAILURES, InjectedFailures
+from envs.training.links import NO_FAILURES
 from envs.training.samples import apportion
 from envs.training.settings import DEFAULT_UPDATE_SCENARIO, load_update_settings
 
@@ -125,26 +125,26 @@ class EdgeModelUpdateEnv(gym.Env):
         node_of_dimension = list(range(cluster.edge_count)) + [cluster.cloud]
         workers = [Worker(node=node, seconds_per_sample=cluster.seconds_per_sample(node, costs), weight=float(level))
                    for node, level in zip(node_of_dimension, levels.tolist()) if level > 0]
-        failures = cluster.failures or NO_FAILURES
-        if self.settings.failures.mode == "injected":
-            failures = self._injected_failure(job, workers)
+        injected = self._injected_failure(job, workers) if self.settings.failures.mode == "injected" else {}
         result = run_data_parallel(job, costs, workers, cluster.network, cluster.parameter_server, self.time_s,
-                                   failures, self.options)
+                                   cluster.failures or NO_FAILURES, self.options, fail_after_training_s=injected)
         result.background_misses = sum(
             int(count_misses(cluster.tasks[node], intervals).sum())
             for node, intervals in result.busy_intervals_s.items() if node < cluster.edge_count
         )
         return result
 
-    def _injected_failure(self, job: RetrainingJob, workers: list[Worker]) -> InjectedFailures:
-        """The edge participant with the most samples fails after ``injected_fraction`` of its planned compute."""
+    def _injected_failure(self, job: RetrainingJob, workers: list[Worker]) -> dict[int, float]:
+        """{node: training seconds}: the edge participant with the most samples fails once it has trained for
+        ``injected_fraction`` of its planned compute (its own progress, not wall-clock time from the job's
+        start, which on a slow link can pass before it has received its data); {} if no edge device takes part."""
         shares = apportion(job.samples, [worker.weight for worker in workers])
         edge = [(share, worker) for share, worker in zip(shares, workers) if worker.node < self.cluster.edge_count]
         if not edge:
-            return NO_FAILURES
+            return {}
         share, worker = max(edge, key=lambda pair: (pair[0], -pair[1].node))
         compute_s = share * job.epochs * worker.seconds_per_sample
-        return InjectedFailures({worker.node: self.time_s + self.settings.failures.injected_fraction * compute_s})
+        return {worker.node: self.settings.failures.injected_fraction * compute_s}
 
     def _draw_job(self) -> RetrainingJob:
         jobs, rng = self.settings.jobs, self.np_random

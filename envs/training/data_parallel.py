@@ -21,6 +21,10 @@ bandwidth and link queues, see :mod:`envs.training.links`).
 
 Faults: a worker that fails (checked without gaps over its whole time in the
 job) before its gradient reached the PS loses that work and leaves the job.
+Failures come from a failure source (at given wall-clock times) or, to fail a
+worker part way through its own work, from ``fail_after_training_s``: the worker
+goes down once it has trained for that many seconds in the job (transfers
+before and between its rounds do not count).
 The PS notices ``detection_s`` later and sends the survivors the failed
 worker's data share.  ``failure_policy``:
 
@@ -41,7 +45,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envs.training.jobs import ModelCosts, RetrainingJob
@@ -113,7 +117,8 @@ class _Run:
     """State of one data-parallel job while it runs."""
 
     def __init__(self, job: RetrainingJob, costs: ModelCosts, workers: Sequence[Worker], transport: Transport,
-                 parameter_server: int, start_s: float, failures: FailureSource, options: DataParallelOptions):
+                 parameter_server: int, start_s: float, failures: FailureSource, options: DataParallelOptions,
+                 fail_after_training_s: Mapping[int, float]):
         if not workers:
             raise ValueError("a data-parallel job needs at least one worker")
         nodes = [worker.node for worker in workers]
@@ -123,6 +128,7 @@ class _Run:
         if any(not (worker.weight > 0 and worker.seconds_per_sample > 0) for worker in workers):
             raise ValueError("every worker needs weight > 0 and seconds_per_sample > 0")
         self.job, self.costs, self.transport, self.failures, self.options = job, costs, transport, failures, options
+        self.fail_after_training_s = dict(fail_after_training_s)
         self.server = parameter_server
         self.workers = {worker.node: worker for worker in workers}
         self.alive = list(nodes)
@@ -153,11 +159,21 @@ class _Run:
         self.checked_until_s[node] = max(self.checked_until_s[node], until_s)
         return failure_s
 
+    def _trained_s(self, node: int) -> float:
+        """Seconds ``node`` has trained so far in the job."""
+        return sum(end_s - start_s for start_s, end_s in self.result.busy_intervals_s[node])
+
+    def _worn_out_s(self, node: int, start_s: float, end_s: float) -> float:
+        """When ``node``, training from ``start_s`` to ``end_s``, reaches its ``fail_after_training_s``
+        (seconds); ``math.inf`` if it does not."""
+        left_s = max(self.fail_after_training_s.get(node, math.inf) - self._trained_s(node), 0.0)
+        return start_s + left_s if start_s + left_s <= end_s else math.inf
+
     def _train(self, node: int, start_s: float, samples: int) -> tuple[float, float]:
         """Train ``samples`` on ``node`` from ``start_s`` and push the gradient.  Returns (arrival at the PS,
         failure time); the failure time is ``math.inf`` if the gradient arrived."""
         end_s = start_s + samples * self.workers[node].seconds_per_sample
-        failure_s = self._survives(node, end_s)
+        failure_s = min(self._survives(node, end_s), self._worn_out_s(node, start_s, end_s))
         busy = self.result.busy_intervals_s[node]
         if failure_s < math.inf:
             if failure_s > start_s:
@@ -316,7 +332,12 @@ def _staleness(pushes: Sequence[tuple[float, int, float]]) -> list[int]:
 
 def run_data_parallel(job: RetrainingJob, costs: ModelCosts, workers: Sequence[Worker], transport: Transport,
                       parameter_server: int, start_s: float = 0.0, failures: FailureSource = NO_FAILURES,
-                      options: DataParallelOptions = DataParallelOptions()) -> RetrainingResult:
-    """Run ``job`` on ``workers`` (see the module docstring) from ``start_s``; return how it went."""
-    run = _Run(job, costs, workers, transport, parameter_server, start_s, failures, options)
+                      options: DataParallelOptions = DataParallelOptions(),
+                      fail_after_training_s: Mapping[int, float] | None = None) -> RetrainingResult:
+    """Run ``job`` on ``workers`` (see the module docstring) from ``start_s``; return how it went.
+
+    ``failures`` fail nodes at wall-clock times; ``fail_after_training_s`` (node -> seconds) fails a node
+    once it has trained that long in the job."""
+    run = _Run(job, costs, workers, transport, parameter_server, start_s, failures, options,
+               fail_after_training_s or {})
     return run.run_synchronous() if options.mode == "synchronous" else run.run_asynchronous()

@@ -1,7 +1,9 @@
 """Training jobs (re-training, split learning) and the per-sample costs of a model from its profile.
 
 Training cost of one sample on the reference CPU = the profile's forward latency
-(``total_latency_s``, batch 1) x ``(1 + BACKWARD_FACTOR)``: the backward pass
+(the sum of its per-vertex latencies, batch 1, as everywhere in the simulators and in
+the device calibration: :func:`envs.dnn.fragments.layer_latency_sum_s`) x
+``(1 + BACKWARD_FACTOR)``: the backward pass
 computes the gradients of both the activations and the weights, about twice the
 multiply-accumulates of the forward pass -- the usual rule of thumb (e.g. Kaplan
 et al., "Scaling Laws for Neural Language Models", 2020: training compute ~ 6 N
@@ -17,6 +19,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+from envs.dnn.fragments import layer_latency_sum_s
 from envs.dnn.profile_io import load_profile
 
 BACKWARD_FACTOR = 2.0
@@ -45,7 +48,7 @@ def model_costs(model: str, backward_factor: float = BACKWARD_FACTOR) -> ModelCo
     graph = load_profile(model)
     return ModelCosts(
         model=model,
-        forward_s=float(graph.graph["total_latency_s"]),
+        forward_s=layer_latency_sum_s(graph),
         param_bytes=int(sum(attributes["param_bytes"] for _, attributes in graph.nodes(data=True))),
         sample_bytes=int(graph.graph["input_bytes"]),
         backward_factor=backward_factor,

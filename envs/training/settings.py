@@ -96,7 +96,7 @@ class FailureSettings(_Strict):
 
     mode: Literal["none", "injected", "random"] = "none"  # injected: one per job; random: MTBF/MTTR
     injected_fraction: float = Field(default=0.5, gt=0, lt=1)  # injected: the participant with the most
-    #   samples fails after this fraction of its planned compute time
+    #   samples fails once it has trained for this fraction of its planned compute time
     mtbf_s: float = Field(default=86_400.0, gt=0)  # random: mean up-time, seconds
     mttr_s: float = Field(default=600.0, gt=0)  # random: mean repair time, seconds
 
