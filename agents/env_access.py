@@ -136,7 +136,7 @@ class EnvView:
         input and output transfer time of the job's items (x iterations) at the nominal bandwidth (times in
         units of the scenario's ``time_scale_s``, clipped), and 1 for a used slot."""
         scales = self.env.scenario.observation
-        items = self.job.items * self.job.iterations  # a training job: every mini-batch (envs.sim.training_plans)
+        items = self.job.total_items  # a training job: every mini-batch (envs.sim.training_plans)
         seconds_per_byte = 8.0 / (scales.bandwidth_scale_mbps * 1e6)
         largest_memory = max(node.device.usable_memory_bytes for node in self.env.scenario.simulator.nodes)
         fastest = float(self.speed_factors().max())

@@ -29,7 +29,7 @@ def least_loaded_placement(view: EnvView, plan: SplitPlan) -> list[int]:
     load_s = snapshot.queued_work_s.astype(np.float64)
     used_bytes = np.zeros(view.node_count, dtype=np.int64)
     speed = view.speed_factors()
-    items = view.job.items * view.job.iterations
+    items = view.job.total_items
     placement = []
     for fragment in plan.fragments:
         fitting = view.fitting_nodes(fragment, used_bytes)

@@ -180,7 +180,7 @@ class ObservationBuilder:
         else:
             clip, time_factor, deadline_s, items = self._clip, self._time_factor, job.deadline_s, job.items
             deadline = deadline_s * time_factor
-            slack = (deadline_s - items * job.iterations * self._fastest_latency_s[app]) * time_factor
+            slack = (deadline_s - job.total_items * self._fastest_latency_s[app]) * time_factor
             buffer[entry] = deadline if deadline < clip else clip
             buffer[entry + 1] = items * self._items_factor
             buffer[entry + 2] = items * job.input_bytes * self._input_factor

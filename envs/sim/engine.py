@@ -26,7 +26,10 @@ built a batch at a time, with the link bandwidths of the steps they arrive in.
 
 Training jobs (``WorkloadConfig.training``) arrive from their own random stream
 (:mod:`envs.workload.training_jobs`) and run a training plan
-(:mod:`envs.sim.training_plans`) reserved as one pass over all their mini-batches.
+(:mod:`envs.sim.training_plans`) one mini-batch at a time: ``submit`` reserves the
+first; each later one is a *continuation*, reserved when the previous one's result is
+back at the origin (filed in a heap by that time and run by the time advance, before
+the next arrival is handed out), so jobs submitted in between queue ahead of it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import heapq
 import math
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -67,10 +71,16 @@ PREFETCH_JOBS = 64
 """Jobs drawn ahead of time, with the link bandwidths of the steps they arrive in (one vector computation)."""
 
 
-def _items_and_passes(job: Job) -> tuple[int, int]:
-    """(items per pass, passes) the scheduler runs for ``job``: a training job is one pass over the samples of all
-    its mini-batches (``items x iterations``), any other job ``iterations`` passes over its ``items``."""
-    return (job.items * job.iterations, 1) if job.training else (job.items, job.iterations)
+@dataclass(slots=True)
+class _TrainingRun:
+    """A submitted training job that has mini-batches left: what reserving the next one needs."""
+
+    job: Job
+    plan: SplitPlan  # the training plan it runs (its family goes into the outcome)
+    compiled: CompiledPlan
+    placement: tuple[int, ...]  # node of each fragment
+    batches_left: int  # mini-batches not yet reserved
+    energy_j: float  # energy of its mini-batches reserved so far, joules
 
 
 def _reseed(generators: list[np.random.Generator], rng: np.random.Generator) -> None:
@@ -168,6 +178,7 @@ class ClusterSimulator:
         self._loaded_row = -1  # row of _upcoming_bandwidth the state holds (-1: none)
         self._memory_releases: list[tuple[float, int, int]] = []  # heap of (time_s, node, bytes)
         self._unresolved: list[tuple[float, int, JobOutcome]] = []  # heap of (resolve_s, job_id, outcome)
+        self._continuations: list[tuple[float, int, _TrainingRun]] = []  # heap of (start_s, job_id, run)
         self._resolved: list[JobOutcome] = []
         self._awaiting: Job | None = None  # arrived, not yet submitted
         self._background_energy_j = 0.0
@@ -217,6 +228,10 @@ class ClusterSimulator:
             self._loaded_row = -1
 
     def _advance_time(self, time_s: float) -> None:
+        """Move the clock to ``time_s`` (seconds): run the continuations due by then, release memory and
+        resolve outcomes due by then, in time order, and add the background energy."""
+        if self._continuations:  # before the background and failure samples of the past are dropped
+            self._run_continuations(time_s)
         if time_s > self.time_s:
             if self._constant_power_w is None:
                 self._background_energy_j += self._background.energy_j(self.time_s, time_s)
@@ -236,6 +251,18 @@ class ClusterSimulator:
         unresolved = self._unresolved
         while unresolved and unresolved[0][0] <= time_s:
             self._resolve(heapq.heappop(unresolved)[2])
+
+    def _run_continuations(self, time_s: float) -> None:
+        """Reserve the mini-batches of training jobs whose previous mini-batch is back by ``time_s`` (seconds),
+        in time order, including those whose previous one completes within this very loop.
+
+        Continuations read no free memory and no counters, so running all of them before the memory releases
+        and outcomes due by ``time_s`` (which they only add to) is the same as interleaving them in time order.
+        """
+        continuations = self._continuations
+        while continuations and continuations[0][0] <= time_s:
+            start_s, _, run = heapq.heappop(continuations)
+            self._run_mini_batch(run, start_s)
 
     def _resolve(self, outcome: JobOutcome) -> None:
         if outcome.finished:
@@ -307,8 +334,9 @@ class ClusterSimulator:
         A placement that does not fit (memory, or a node that is down) is rejected:
         the job fails at once with reason ``"infeasible"`` (and ``False`` is returned).
         A malformed placement (wrong length, unknown node) raises ``ValueError``.
-        A training job (``job.training``) runs a training plan (:mod:`envs.sim.training_plans`) as one pass
-        over ``items x iterations`` samples and holds its fragments' memory until it completes.
+        A training job (``job.training``) runs a training plan (:mod:`envs.sim.training_plans`) one
+        mini-batch of ``items`` samples at a time (only the first is reserved now) and holds its
+        fragments' memory until its last mini-batch completes.
         """
         compiled = self._compile(plan, placement)
         if job is None or job is not self._awaiting:
@@ -317,13 +345,20 @@ class ClusterSimulator:
         if not self._placement_fits(compiled, placement):
             self._resolve_infeasible(job, plan.family)
             return False
-        items, passes = _items_and_passes(job)
-        reach = compiled.sampled_reach(items, self._exit_rng)
+        if job.training:
+            self._start_training(_TrainingRun(job, plan, compiled, tuple(placement), job.iterations, 0.0))
+            return True
+        reach = compiled.sampled_reach(job.items, self._exit_rng)
         completion_s, failure_s, energy_j = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
-                                                                     reach, passes, True)
-        if job.training:  # its fragments keep their weights and optimizer state until its last mini-batch is done
-            compiled.finish_s[:] = [completion_s] * compiled.fragment_count
+                                                                     reach, job.iterations, True)
         self._reserve(compiled, placement, job.origin, reach, failure_s)
+        self._file_outcome(job, plan, completion_s, failure_s, energy_j)
+        return True
+
+    def _file_outcome(self, job: Job, plan: SplitPlan, completion_s: float, failure_s: float,
+                      energy_j: float) -> None:
+        """File ``job``'s outcome under the time it resolves: ``completion_s`` (seconds), or ``failure_s`` if a
+        node failure killed it (``math.inf``: none); ``energy_j`` joules."""
         if failure_s < math.inf:
             completion_s = failure_s
             outcome = _new_outcome((job.job_id, job.app, plan.family, False, "node_failure", job.arrival_s, failure_s,
@@ -333,7 +368,42 @@ class ClusterSimulator:
             outcome = _new_outcome((job.job_id, job.app, plan.family, True, "", job.arrival_s, completion_s,
                                     response_s, job.deadline_s, response_s <= job.deadline_s, plan.accuracy, energy_j))
         heapq.heappush(self._unresolved, (completion_s, job.job_id, outcome))
-        return True
+
+    def _start_training(self, run: _TrainingRun) -> None:
+        """Take the memory of a training job's fragments (its weights and optimizer state stay there until its
+        last mini-batch completes) and reserve its first mini-batch now."""
+        free, free_row = self._free_memory_bytes, self._free_row
+        for node, fragment_bytes in zip(run.placement, run.compiled.memory_bytes):
+            free[node] -= fragment_bytes
+            free_row[node] = free[node]
+        self._run_mini_batch(run, self.time_s)
+
+    def _run_mini_batch(self, run: _TrainingRun, start_s: float) -> None:
+        """Reserve ``run``'s next mini-batch, its input at the origin at ``start_s`` (seconds).  Then file the
+        following one as a continuation at this one's completion; or, after the last mini-batch or a node
+        failure, release the job's memory and file its outcome (energy: all its mini-batches)."""
+        job, compiled, placement = run.job, run.compiled, run.placement
+        completion_s, failure_s, energy_j = self._scheduler.schedule(
+            compiled, placement, job.origin, start_s, [job.items] * compiled.fragment_count, 1, True)
+        self._copy_busy_times(placement, job.origin)
+        run.energy_j += energy_j
+        run.batches_left -= 1
+        if run.batches_left and failure_s == math.inf:
+            heapq.heappush(self._continuations, (completion_s, job.job_id, run))
+            return
+        release_s = min(completion_s, failure_s)
+        for node, fragment_bytes in zip(placement, compiled.memory_bytes):
+            heapq.heappush(self._memory_releases, (release_s, node, fragment_bytes))
+        self._file_outcome(job, run.plan, completion_s, failure_s, run.energy_j)
+
+    def _copy_busy_times(self, placement: Sequence[int], origin: int) -> None:
+        """Copy the busy-until times of the nodes a job touches (its placement and origin) into the state rows."""
+        busy, uplink, downlink = (self._scheduler.busy_until_s, self._network.uplink_busy_until_s,
+                                  self._network.downlink_busy_until_s)
+        for node in (*placement, origin):
+            self._busy_row[node] = busy[node]
+            self._uplink_row[node] = uplink[node]
+            self._downlink_row[node] = downlink[node]
 
     def _reserve(self, compiled: CompiledPlan, placement: Sequence[int], origin: int, reach: Sequence[int],
                  failure_s: float) -> None:
@@ -358,15 +428,16 @@ class ClusterSimulator:
         downlink_row[origin] = downlink[origin]
 
     def estimate_completion_s(self, job: Job, plan: SplitPlan, placement: Sequence[int]) -> float:
-        """When ``job`` would complete with this plan and placement if submitted now (``math.inf`` if it
-        does not fit).  Same reservation computation as :meth:`submit`, nothing reserved; future
-        failures are not foreseen and early exits count with their mean."""
+        """When ``job`` would complete with this plan and placement if submitted now (seconds; ``math.inf`` if
+        it does not fit).  Same reservation computation as :meth:`submit`, nothing reserved; future
+        failures are not foreseen and early exits count with their mean.  A training job's mini-batches
+        are estimated back to back, as if no job submitted meanwhile came between them."""
         compiled = self._compile(plan, placement)
         if not self._placement_fits(compiled, placement):
             return math.inf
-        items, passes = _items_and_passes(job)
         completion_s, _, _ = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
-                                                      compiled.expected_reach(items), passes, commit=False)
+                                                      compiled.expected_reach(job.items), job.iterations,
+                                                      commit=False)
         return completion_s
 
     # ------------------------------------------------------------------ observation

@@ -15,10 +15,12 @@ other, whole batch stored and forwarded); memory is not (one item is in flight
 per fragment).  For early-exit plans the number of items that reach each
 fragment is drawn at submission (one multinomial draw); estimates use its mean.
 
-Extension point for training jobs: ``iterations`` runs the plan that many times
-back to back, each pass starting when the previous result reached the origin; a
-split-learning plan simply includes its backward-pass fragments (and the
-gradient transfers) in its fragment DAG.
+``iterations`` runs the plan that many times back to back, each pass starting
+when the previous result reached the origin.  A split-learning job is reserved one
+mini-batch (one pass, ``iterations`` = 1) per call instead, by the engine, when the
+previous mini-batch is back (:mod:`envs.sim.engine`); its training plan simply
+includes the backward pass and the gradient bytes in its fragments and transfers
+(:mod:`envs.sim.training_plans`).
 """
 
 from __future__ import annotations

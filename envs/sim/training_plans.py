@@ -5,9 +5,10 @@ times back to back: forward on each fragment with the activations sent on, then 
 backward pass (``BACKWARD_FACTOR`` x the forward time) with gradients as large as the
 activations sent back; the raw input sent from the origin gets no gradient, and the
 loss is computed on the last fragment (the labels travel with the input, as in
-:mod:`envs.training.split_learning`).  The simulator reserves the job as one pass of
-this plan over ``items x iterations`` samples (:meth:`ClusterSimulator.submit
-<envs.sim.engine.ClusterSimulator.submit>`; the approximation is described in
+:mod:`envs.training.split_learning`).  The simulator reserves one pass of this plan
+over a mini-batch of ``items`` samples at a time, the next when the previous one's
+result is back at the origin (:meth:`ClusterSimulator.submit
+<envs.sim.engine.ClusterSimulator.submit>`; the approximations are described in
 ``docs/simulator.md``), so the plan carries per-sample costs:
 
 * fragment compute: reference latency (and MACs) x ``(1 + BACKWARD_FACTOR)``;

@@ -34,7 +34,13 @@ class Job(NamedTuple):
     origin: int  # node the input comes from and the result goes back to
     items: int = 1  # inputs processed one after another; compute and transfer bytes scale with it
     iterations: int = 1  # times the plan runs back to back (a training job: one mini-batch of `items` per pass)
-    training: bool = False  # a split-learning job (TrainingJobsConfig): reserved as one pass over items x iterations
+    training: bool = False  # a split-learning job (TrainingJobsConfig): one mini-batch reserved at a time
+
+    @property
+    def total_items(self) -> int:
+        """Inputs processed over all passes, ``items x iterations``: for a training job, the samples of all its
+        mini-batches (mini-batch size x mini-batches)."""
+        return self.items * self.iterations
 
 
 class JobOutcome(NamedTuple):

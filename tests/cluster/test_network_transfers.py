@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from envs.cluster.network import MEGABITS_PER_BYTE, Network
@@ -31,19 +31,29 @@ def _walk_s(network: Network, link: int, start_s: float, megabits: float) -> flo
         time_s = step_end_s
 
 
+def _opens_walk_s(network: Network, link: int, start_s: float) -> float:
+    """When link ``link`` first has a non-zero rate at or after ``start_s``: step by step."""
+    time_s = start_s
+    while float(network.bandwidth_mbps(time_s)[link]) == 0.0:
+        time_s = (int(time_s / STEP_S) + 1) * STEP_S
+    return time_s
+
+
 rates = st.lists(st.sampled_from([0.0, 0.5, 2.0, 8.0, 40.0]), min_size=2, max_size=12).filter(lambda r: any(r))
 
 
 @settings(max_examples=150, deadline=None)
 @given(up=rates, down=rates, seed=st.integers(0, 1000), start_s=st.floats(0.0, 50.0),
        transfer_bytes=st.floats(1.0, 3e7))
+@example(up=[0.0, 0.5], down=[0.0, 0.5], seed=0, start_s=2.999999999999993, transfer_bytes=1.0)  # starts a sliver
+# before a step edge: the uplink carries a little, then stalls; the downlink finishes before the uplink
 def test_a_transfer_is_carried_at_each_steps_rate(up, down, seed, start_s, transfer_bytes):
     network = Network([LinkConfig(_trace(up), _trace(up)), LinkConfig(_trace(down), _trace(down))], step_s=STEP_S)
     network.reset(np.random.default_rng(seed))
     megabits = transfer_bytes * MEGABITS_PER_BYTE
     arrival_s = network.send(0, 1, start_s, transfer_bytes)
     up_end_s = _walk_s(network, 0, start_s, megabits)  # node 0's uplink
-    first_data_s = _walk_s(network, 0, start_s, 1e-12)
+    first_data_s = _opens_walk_s(network, 0, start_s)  # the downlink starts once the uplink carries data
     down_end_s = _walk_s(network, 3, first_data_s, megabits)  # node 1's downlink
     assert network.uplink_busy_until_s[0] == pytest.approx(up_end_s, rel=1e-9, abs=1e-6)
     assert network.downlink_busy_until_s[1] == pytest.approx(down_end_s, rel=1e-9, abs=1e-6)

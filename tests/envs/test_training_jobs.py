@@ -81,8 +81,9 @@ def test_training_jobs_arrive_at_their_rate_beside_the_very_same_inference_jobs(
 
 def test_conservation_outcomes_and_the_bounds_of_training_jobs():
     """Counts add up over both kinds; a finished training job took at least iterations x its compute (forward and
-    backward on the chosen nodes), exactly what the simulator estimated, and earned only the SLA part."""
-    env = EdgeSplitEnv(SCENARIO, BUSY)
+    backward on the chosen nodes), exactly what the simulator estimated if it had one mini-batch (later ones may
+    queue behind jobs submitted meanwhile), and earned only the SLA part."""
+    env = EdgeSplitEnv(SCENARIO, {"training_jobs": {"rate_per_s": 0.02}})  # about 36 training jobs in 1800 s
     speed = np.array([node.device.speed_factor for node in env.scenario.simulator.nodes])
     settings = env.scenario.settings
     rng = np.random.default_rng(1)
@@ -116,8 +117,9 @@ def test_conservation_outcomes_and_the_bounds_of_training_jobs():
         job, forward, placement, estimate_s = decided[outcome.job_id]
         compute_s = sum(f.reference_latency_s * (1.0 + BACKWARD_FACTOR) / speed[node]
                         for f, node in zip(forward.fragments, placement))
-        assert outcome.response_time_s >= job.iterations * job.items * compute_s * (1 - 1e-9)
-        assert outcome.completion_s == pytest.approx(estimate_s, rel=1e-12)
+        assert outcome.response_time_s >= job.total_items * compute_s * (1 - 1e-9)
+        if job.iterations == 1:  # reserved whole at submission, as estimated
+            assert outcome.completion_s == pytest.approx(estimate_s, rel=1e-12)
         assert outcome.accuracy == 0.0
         assert reward_parts([outcome], env.scenario.reward).total == env.scenario.reward.sla_weight * \
             outcome.met_deadline
@@ -221,27 +223,147 @@ def test_both_checkers_pass_on_mobile_edge_training():
         sb3_check_env(env.unwrapped, warn=True)
 
 
-def test_a_training_job_holds_the_memory_of_its_fragments_until_it_completes():
-    env = EdgeSplitEnv(SCENARIO, {"training_jobs": {"rate_per_s": 0.05}})
+def _usable_memory(env: EdgeSplitEnv) -> np.ndarray:
+    return np.array([node.device.usable_memory_bytes for node in env.scenario.simulator.nodes], dtype=float)
+
+
+def _wait_for_training_job(env: EdgeSplitEnv, seed: int = 0, min_iterations: int = 3) -> Job:
+    """Reset the simulator and refuse every job until a training job of ``min_iterations`` or more mini-batches
+    arrives whose unsplit plan fits on its origin; returns it (the cluster is still empty)."""
     simulator = env.simulator
-    job = simulator.reset(np.random.default_rng(0))
-    while not job.training:  # refuse the inference jobs before it: the cluster is idle and empty
+    job = simulator.reset(np.random.default_rng(seed))
+    while not (job.training and job.iterations >= min_iterations
+               and simulator.fits(_unsplit(env, job).fragments[0], job.origin)):
         simulator.reject(job)
         job = simulator.advance_to_next_arrival()
+    return job
+
+
+def _unsplit(env: EdgeSplitEnv, job: Job):
+    return next(plan for plan in env.scenario.plans[job.app] if plan.family == "none")
+
+
+def _reject_until(simulator, time_s: float) -> list:
+    """Refuse every job that arrives until ``time_s``; returns the outcomes resolved meanwhile."""
+    outcomes = []
+    while (job := simulator.advance_to_next_arrival()) is not None:
+        outcomes += simulator.pop_outcomes()
+        simulator.reject(job)
+        if job.arrival_s > time_s:
+            break
+    return outcomes + simulator.pop_outcomes()
+
+
+def test_a_training_job_holds_the_memory_of_its_fragments_until_its_last_mini_batch_completes():
+    env = EdgeSplitEnv(SCENARIO, {"training_jobs": {"rate_per_s": 0.05}})
+    simulator = env.simulator
+    job = training_job = _wait_for_training_job(env)
     plan = next(p for p in env.scenario.plans[job.app] if len(p.fragments) == 2)
     placement = [job.origin, 9]  # the device that holds the data, then the NUC
+    first_batch_s = simulator.estimate_completion_s(job._replace(iterations=1), plan, placement)
     completion_s = simulator.estimate_completion_s(job, plan, placement)
-    usable = np.array([node.device.usable_memory_bytes for node in env.scenario.simulator.nodes], dtype=float)
+    usable = _usable_memory(env)
     held = np.zeros_like(usable)
     held[placement] = [fragment.memory_bytes for fragment in plan.fragments]
     assert simulator.submit(job, plan, placement)
-    checked = 0
+    checked, checked_after_first_batch, outcomes = 0, 0, []
     while (job := simulator.advance_to_next_arrival()) is not None and simulator.time_s < completion_s:
         np.testing.assert_array_equal(simulator.free_memory_bytes, usable - held)
         checked += 1
+        checked_after_first_batch += simulator.time_s > first_batch_s
+        outcomes += simulator.pop_outcomes()
         simulator.reject(job)
-    assert checked >= 5 and job is not None
+    assert checked >= 5 and checked_after_first_batch >= 3 and job is not None
     np.testing.assert_array_equal(simulator.free_memory_bytes, usable)
+    (training,) = [o for o in outcomes + simulator.pop_outcomes() if o.job_id == training_job.job_id]
+    # nothing ran between its mini-batches: it completed when estimated, and its memory came back then
+    assert training.finished and training.completion_s == pytest.approx(completion_s, rel=1e-12)
+
+
+def test_an_inference_job_submitted_between_mini_batches_runs_before_the_later_ones():
+    """The inference job queues on the training job's node behind the mini-batch running when it arrives, not
+    behind the whole training job (as it did when a training job was one reservation)."""
+    env = EdgeSplitEnv(SCENARIO, {**IDLE, "training_jobs": {"rate_per_s": 0.05}})
+    simulator = env.simulator
+    for seed in range(10):
+        training_job = _wait_for_training_job(env, seed)
+        node = training_job.origin  # no transfers: its mini-batches are compute on this node, back to back
+        training = _unsplit(env, training_job)
+        first_batch_s = simulator.estimate_completion_s(training_job._replace(iterations=1), training, [node])
+        last_batch_start_s = simulator.estimate_completion_s(
+            training_job._replace(iterations=training_job.iterations - 1), training, [node])
+        estimate_s = simulator.estimate_completion_s(training_job, training, [node])
+        assert simulator.submit(training_job, training, [node])
+        job = simulator.advance_to_next_arrival()
+        while job.training or job.arrival_s <= first_batch_s:
+            simulator.reject(job)
+            job = simulator.advance_to_next_arrival()
+        if job.arrival_s < last_batch_start_s:  # between two mini-batches, the last one still to come
+            break
+        simulator.reject(job)
+    else:
+        pytest.fail("no inference job arrived between two mini-batches")
+    assert simulator.submit(job, _unsplit(env, job), [node])
+    outcomes = {o.job_id: o for o in _reject_until(simulator, estimate_s + 60.0)}
+    inference_outcome, training_outcome = outcomes[job.job_id], outcomes[training_job.job_id]
+    assert inference_outcome.finished and training_outcome.finished
+    # as one reservation, the training job would have kept the node until its own completion (its result needs
+    # no transfer), and the inference job would have finished after it
+    assert inference_outcome.completion_s < training_outcome.completion_s
+    assert training_outcome.completion_s > estimate_s  # its later mini-batches waited for the inference job
+
+
+FAILING = {**IDLE, "training_jobs": {"rate_per_s": 0.05},
+           "failures": {"enabled": True, "mtbf_s": 120.0, "mttr_s": 30.0, "policy": "fail"}}
+"""Failures every two minutes per node on average: often within a training job of a few mini-batches."""
+
+
+def test_a_failure_during_a_later_mini_batch_fails_the_job_then_and_gives_its_memory_back():
+    env = EdgeSplitEnv(SCENARIO, FAILING)
+    simulator, usable = env.simulator, _usable_memory(env)
+    for seed in range(20):
+        job = _wait_for_training_job(env, seed)
+        plan = _unsplit(env, job)
+        first_batch_s = simulator.estimate_completion_s(job._replace(iterations=1), plan, [job.origin])
+        estimate_s = simulator.estimate_completion_s(job, plan, [job.origin])
+        failure_s = simulator._failures.first_failure_s(job.origin, simulator.time_s, estimate_s)
+        if first_batch_s < failure_s < estimate_s:  # the node fails during a later mini-batch
+            break
+    else:
+        pytest.fail("no training job whose node fails during a later mini-batch")
+    assert simulator.submit(job, plan, [job.origin])
+    outcomes = _reject_until(simulator, failure_s)
+    (outcome,) = [o for o in outcomes if o.job_id == job.job_id]
+    assert not outcome.finished and outcome.failure_reason == "node_failure"
+    assert outcome.completion_s == failure_s
+    assert outcome.energy_j > 0.0  # what its mini-batches drew up to the failure
+    np.testing.assert_array_equal(simulator.free_memory_bytes, usable)
+
+
+@pytest.mark.parametrize("failures", [{}, {"enabled": True, "mtbf_s": 300.0, "mttr_s": 30.0, "policy": "fail"},
+                                      {"enabled": True, "mtbf_s": 300.0, "mttr_s": 30.0, "policy": "retry"}])
+def test_every_job_resolves_once_and_counts_add_up_over_thousands_of_random_steps(failures):
+    env = EdgeSplitEnv(SCENARIO, {"horizon_s": 1200.0, "training_jobs": {"rate_per_s": 0.05},
+                                  "failures": failures})
+    rng = np.random.default_rng(0)
+    steps, episodes, training_resolved = 0, 0, 0
+    while steps < 3000:
+        env.reset(seed=episodes)
+        resolved, submitted_training, truncated = set(), set(), False
+        while not truncated:
+            if env.job.training:
+                submitted_training.add(env.job.job_id)
+            _, _, _, truncated, info = env.step(env.actions.sample_valid(env.action_masks(), rng))
+            steps += 1
+            assert info["arrived"] == info["finished"] + info["failed"] + info["in_flight"]
+            for outcome in env.last_outcomes:
+                assert outcome.job_id not in resolved
+                resolved.add(outcome.job_id)
+                training_resolved += outcome.app.endswith("_training")
+                assert outcome.app.endswith("_training") == (outcome.job_id in submitted_training)
+        assert len(resolved) == info["finished"] + info["failed"] == info["arrived"] - info["in_flight"]
+        episodes += 1
+    assert training_resolved >= 50
 
 
 def test_training_plans_send_gradients_back_between_fragments_and_keep_a_batch_of_activations():
