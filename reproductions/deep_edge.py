@@ -35,7 +35,7 @@ METRICS = {
     "training_time_s": "re-training time per job, s",
     "background_misses": "background deadlines missed per job",
     "reward": "reward per job",
-    "reassigned_samples": "samples reassigned after failures per job",
+    "reassigned_samples": "sample-passes of interrupted work redone by others per job",
 }
 
 

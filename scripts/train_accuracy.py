@@ -30,6 +30,7 @@ from envs.dnn.accuracy import (
     write_accuracy,
 )
 from envs.dnn.digits import DigitsSplit, load_digits_split
+from envs.dnn.fragments import layer_latency_sum_s
 from envs.dnn.models.early_exit import EarlyExitNet, exit_policy, split_chain
 from envs.dnn.models.splitplace import APPS, ConvStack, SemanticNet, layer_net
 from envs.dnn.profiler import machine_description, profile_module
@@ -129,7 +130,7 @@ def early_exit_profile(net: EarlyExitNet, data: DigitsSplit) -> EarlyExitProfile
     return EarlyExitProfile(
         exit_after=net.exit_after,
         head_macs=tuple(graph.graph["total_macs"] for graph in head_graphs),
-        head_latency_s=tuple(graph.graph["total_latency_s"] for graph in head_graphs),
+        head_latency_s=tuple(layer_latency_sum_s(graph) for graph in head_graphs),  # as the planner counts
         head_param_bytes=tuple(sum(bytes_ for _, bytes_ in graph.nodes(data="param_bytes")) for graph in head_graphs),
         policies=tuple(exit_policy(exit_logits, data.test_labels, threshold) for threshold in EXIT_THRESHOLDS),
     )

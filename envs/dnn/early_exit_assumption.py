@@ -37,6 +37,7 @@ from scipy import integrate, stats
 
 from envs.dnn.accuracy import ACCURACY_DIR, EarlyExitProfile, ExitPolicy, load_accuracy, write_accuracy
 from envs.dnn.cut_points import execution_order
+from envs.dnn.fragments import layer_latency_sum_s
 from envs.dnn.models.early_exit import exit_head
 from envs.dnn.profile_io import load_profile
 from envs.dnn.profiler import profile_module
@@ -107,7 +108,7 @@ def measured_heads(model: str, vertices: Sequence[str]) -> tuple[list[int], list
         head_graph = profile_module(head, torch.randn(1, channels, height, width), name=f"{model}_exit_{vertex}",
                                     repeats=PROFILE_REPEATS)
         macs.append(head_graph.graph["total_macs"])
-        latency_s.append(sum(latency for _v, latency in head_graph.nodes(data="latency_s")))
+        latency_s.append(layer_latency_sum_s(head_graph))
         param_bytes.append(4 * head_graph.graph["total_params"])
     return macs, latency_s, param_bytes
 

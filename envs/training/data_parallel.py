@@ -100,7 +100,9 @@ class RetrainingResult:
     end_s: float  # when the last gradient was aggregated (or the last worker failed), seconds
     updates: int = 0  # synchronous: aggregated rounds; asynchronous: gradient pushes applied
     failed_nodes: list[int] = field(default_factory=list)
-    reassigned_samples: int = 0  # sample-passes moved to other workers (or re-run) after failures
+    reassigned_samples: int = 0  # sample-passes of work a failure interrupted, redone by other workers (or re-run),
+    #   and (asynchronous) the failed worker's queued work; synchronous rounds after the failure are simply shared
+    #   among the survivors and not counted
     unprocessed_samples: int = 0  # sample-passes never processed (the job failed)
     bytes_sent: float = 0.0
     busy_intervals_s: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # per node: training
