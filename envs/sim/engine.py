@@ -407,25 +407,18 @@ class ClusterSimulator:
 
     def _reserve(self, compiled: CompiledPlan, placement: Sequence[int], origin: int, reach: Sequence[int],
                  failure_s: float) -> None:
-        """Book the fragments' memory and copy the touched nodes' busy-until times into the state rows."""
-        busy, busy_row = self._scheduler.busy_until_s, self._busy_row
-        uplink, uplink_row = self._network.uplink_busy_until_s, self._uplink_row
-        downlink, downlink_row = self._network.downlink_busy_until_s, self._downlink_row
+        """Copy the touched nodes' busy-until times into the state rows and book the fragments' memory."""
+        self._copy_busy_times(placement, origin)
         free, free_row = self._free_memory_bytes, self._free_row
         memory_bytes, finish_s = compiled.memory_bytes, compiled.finish_s
         push, releases = heapq.heappush, self._memory_releases
         for fragment, node in enumerate(placement):
-            busy_row[node] = busy[node]
-            uplink_row[node] = uplink[node]
-            downlink_row[node] = downlink[node]
             fragment_bytes = memory_bytes[fragment]
             if fragment_bytes and reach[fragment]:
                 free[node] -= fragment_bytes
                 free_row[node] = free[node]
                 release_s = finish_s[fragment] if finish_s[fragment] < failure_s else failure_s
                 push(releases, (release_s, node, fragment_bytes))
-        uplink_row[origin] = uplink[origin]
-        downlink_row[origin] = downlink[origin]
 
     def estimate_completion_s(self, job: Job, plan: SplitPlan, placement: Sequence[int]) -> float:
         """When ``job`` would complete with this plan and placement if submitted now (seconds; ``math.inf`` if
