@@ -19,6 +19,18 @@ Work on a device takes ``samples x seconds_per_sample`` (background slowdown
 included by the caller); transfers go through the transport (real trace
 bandwidth and link queues, see :mod:`envs.training.links`).
 
+Ordering rule: the links are FIFO queues that serve transfers in the order they
+are booked, so every transfer is booked when its data is ready.  The job runs as
+a discrete-event simulation: a worker's start, its gradient upload (at the end of
+its training), the gradient's arrival, a failure and the PS acting on it are
+events run in time order (ties in the order scheduled), and each transfer is
+booked by the event at its ready time -- a fast worker's gradient never queues
+behind a slow worker's later one.  Exceptions, where the data of a transfer was
+ready before the event that books it: a failure while a worker is idle
+(between its gradient's arrival and its next start) is found only when it next
+starts; and in a synchronous round the PS's model broadcast is booked once the
+round's events are done, at the aggregation time.
+
 Faults: a worker that fails (checked without gaps over its whole time in the
 job) before its gradient reached the PS loses that work and leaves the job.
 Failures come from a failure source (at given wall-clock times) or, to fail a
@@ -29,8 +41,9 @@ The PS notices ``detection_s`` later and sends the survivors the failed
 worker's data share.  ``failure_policy``:
 
 * ``"redistribute"`` (Deep-Edge): the lost samples are shared out among the
-  survivors by weight and trained within the same round; later rounds go to the
-  survivors only.
+  survivors by weight and trained within the same round (a survivor that has
+  already started its own share trains them after it and pushes one more
+  gradient); later rounds go to the survivors only.
 * ``"retry"`` (synchronous only): the whole round is discarded and run again by
   the survivors once they are all idle.
 
@@ -43,9 +56,10 @@ fails the job ends unfinished and the samples not yet processed are reported.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envs.training.jobs import ModelCosts, RetrainingJob
@@ -54,6 +68,9 @@ from envs.training.samples import Range, SampleLedger, apportion, sample_count, 
 
 MODES = ("synchronous", "asynchronous")
 FAILURE_POLICIES = ("redistribute", "retry")
+
+Batch = tuple[int, list[Range]]
+"""Work for one worker: (epoch, ranges of samples)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +118,7 @@ class RetrainingResult:
     updates: int = 0  # synchronous: aggregated rounds; asynchronous: gradient pushes applied
     failed_nodes: list[int] = field(default_factory=list)
     reassigned_samples: int = 0  # sample-passes of work a failure interrupted, redone by other workers (or re-run),
-    #   and (asynchronous) the failed worker's queued work; synchronous rounds after the failure are simply shared
+    #   and the failed worker's queued work; synchronous rounds after the failure are simply shared
     #   among the survivors and not counted
     unprocessed_samples: int = 0  # sample-passes never processed (the job failed)
     bytes_sent: float = 0.0
@@ -144,6 +161,14 @@ class _Run:
                         for node in nodes}
         round_sizes = apportion(job.samples, [1.0] * options.rounds_per_epoch)
         self.round_ranges = [(start, start + size) for start, size in zip(_offsets(round_sizes), round_sizes) if size]
+        self.events: list[tuple[float, int, Callable[..., None], tuple]] = []  # (time_s, order scheduled, action, args)
+        self.sequence = itertools.count()
+        self.queues: dict[int, deque[Batch]] = {node: deque() for node in nodes}  # work not yet started
+        self.busy: set[int] = set()  # nodes training or pushing a gradient
+        self.done: list[tuple[float, list[Batch]]] = []  # synchronous: this attempt's (arrival_s, batches)
+        self.retry_at_s: float | None = None  # synchronous, retry: when the PS acted on this attempt's 1st failure
+        self.pulled_s = dict(self.ready_s)  # asynchronous: when each worker got the model it trains on
+        self.pushes: list[tuple[float, int, float]] = []  # asynchronous: (arrival at the PS, node, pulled_s)
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -171,33 +196,113 @@ class _Run:
         left_s = max(self.fail_after_training_s.get(node, math.inf) - self._trained_s(node), 0.0)
         return start_s + left_s if start_s + left_s <= end_s else math.inf
 
-    def _train(self, node: int, start_s: float, samples: int) -> tuple[float, float]:
-        """Train ``samples`` on ``node`` from ``start_s`` and push the gradient.  Returns (arrival at the PS,
-        failure time); the failure time is ``math.inf`` if the gradient arrived."""
-        end_s = start_s + samples * self.workers[node].seconds_per_sample
-        failure_s = min(self._survives(node, end_s), self._worn_out_s(node, start_s, end_s))
-        busy = self.result.busy_intervals_s[node]
-        if failure_s < math.inf:
-            if failure_s > start_s:
-                busy.append((start_s, failure_s))
-            return math.inf, failure_s
-        busy.append((start_s, end_s))
-        arrival_s = self._send(node, self.server, end_s, self.costs.param_bytes)
-        return arrival_s, self._survives(node, arrival_s)
+    # -- events: every transfer is booked when its data is ready ------------------------------------
 
-    def _drop(self, node: int, failure_s: float) -> float:
-        """Remove a failed worker; send its data share to the survivors.  Returns when the PS acts."""
+    def _at(self, time_s: float, action: Callable[..., None], *args: object) -> None:
+        """Run ``action(time_s, *args)`` once every event before ``time_s`` (seconds) has run."""
+        heapq.heappush(self.events, (time_s, next(self.sequence), action, args))
+
+    def _run_events(self) -> None:
+        """Run the events in time order (ties in the order they were scheduled) until none is left."""
+        while self.events:
+            time_s, _, action, args = heapq.heappop(self.events)
+            action(time_s, *args)
+
+    def _enqueue(self, node: int, epoch: int, pieces: list[Range]) -> None:
+        """Add work to ``node``'s queue; it starts once ``node`` is idle and ``ready_s[node]`` has come."""
+        self.queues[node].append((epoch, pieces))
+        self._wake(node)
+
+    def _wake(self, node: int) -> None:
+        """Schedule ``node``'s next start at ``ready_s[node]`` if it is idle with work queued (call again
+        whenever ``ready_s[node]`` moves: a start scheduled earlier than it is ignored)."""
+        if node not in self.busy and self.queues[node]:
+            self._at(self.ready_s[node], self._start, node)
+
+    def _start(self, time_s: float, node: int) -> None:
+        """``node`` takes its queued work at ``time_s`` (seconds) and trains it; its upload, or its failure,
+        becomes an event."""
+        if node not in self.alive or node in self.busy or not self.queues[node] or time_s < self.ready_s[node]:
+            return  # a stale event: a later one was scheduled
+        batches = self._take(node)
+        end_s = time_s + sum(sample_count(pieces) for _, pieces in batches) * self.workers[node].seconds_per_sample
+        failure_s = min(self._survives(node, end_s), self._worn_out_s(node, time_s, end_s))
+        self.busy.add(node)
+        intervals = self.result.busy_intervals_s[node]
+        if failure_s < math.inf:
+            if failure_s > time_s:
+                intervals.append((time_s, failure_s))
+            self._at(failure_s, self._fail, node, batches)
+            return
+        intervals.append((time_s, end_s))
+        self._at(end_s, self._upload, node, batches)
+
+    def _take(self, node: int) -> list[Batch]:
+        """The work ``node`` trains in one go: its whole queue in a synchronous round (one gradient for
+        all of it), one round's share asynchronously."""
+        queue = self.queues[node]
+        if self.options.mode == "asynchronous":
+            return [queue.popleft()]
+        batches = list(queue)
+        queue.clear()
+        return batches
+
+    def _upload(self, time_s: float, node: int, batches: list[Batch]) -> None:
+        """``node`` pushes its gradient, ready at ``time_s``, to the PS."""
+        arrival_s = self._send(node, self.server, time_s, self.costs.param_bytes)
+        failure_s = self._survives(node, arrival_s)
+        if failure_s < math.inf:
+            self._at(failure_s, self._fail, node, batches)
+        else:
+            self._at(arrival_s, self._arrive, node, batches)
+
+    def _arrive(self, time_s: float, node: int, batches: list[Batch]) -> None:
+        """``node``'s gradient reached the PS at ``time_s``: synchronous, it waits for the round's barrier;
+        asynchronous, the PS applies it and sends the model back.  ``node`` then takes its next work."""
+        self.busy.discard(node)
+        if self.options.mode == "asynchronous":
+            for epoch, pieces in batches:
+                self.result.ledger.commit(epoch, pieces)
+            self.pushes.append((time_s, node, self.pulled_s[node]))
+            self.result.end_s = max(self.result.end_s, time_s)
+            self.pulled_s[node] = time_s
+            model_s = self._send(self.server, node, time_s, self.costs.param_bytes)
+        else:
+            self.done.append((time_s, batches))
+            model_s = time_s
+        self.ready_s[node] = max(self.ready_s[node], model_s)
+        self._wake(node)
+
+    def _fail(self, time_s: float, node: int, batches: list[Batch]) -> None:
+        """``node`` went down at ``time_s``: it leaves the job; its unpushed work and its queue are lost
+        and the PS acts on them ``detection_s`` later."""
+        self.busy.discard(node)
         self.alive.remove(node)
         self.result.failed_nodes.append(node)
-        self.result.end_s = max(self.result.end_s, failure_s)
-        acted_s = failure_s + self.options.detection_s
-        if self.alive:
-            for survivor, extra in zip(self.alive, apportion(self.data_samples.pop(node), self._weights(self.alive))):
-                self.data_samples[survivor] += extra
+        self.result.end_s = max(self.result.end_s, time_s)
+        lost = batches + list(self.queues.pop(node))
+        self._at(time_s + self.options.detection_s, self._reassign, node, lost)
+
+    def _reassign(self, time_s: float, node: int, lost: list[Batch]) -> None:
+        """The PS acts at ``time_s`` on ``node``'s failure: it sends the survivors its data share, and
+        (``redistribute``) shares the ``lost`` work among them or (``retry``) marks the round to be rerun."""
+        if not self.alive:
+            return
+        for survivor, extra in zip(self.alive, apportion(self.data_samples.pop(node), self._weights(self.alive))):
+            self.data_samples[survivor] += extra
+            if extra:
+                arrival_s = self._send(self.server, survivor, time_s, extra * self.costs.sample_bytes)
+                self.ready_s[survivor] = max(self.ready_s[survivor], arrival_s)
+                self._wake(survivor)
+        if self.options.failure_policy == "retry":
+            self.retry_at_s = time_s if self.retry_at_s is None else min(self.retry_at_s, time_s)
+            return
+        for epoch, pieces in lost:
+            self.result.reassigned_samples += sample_count(pieces)
+            for survivor, extra in self._share(pieces).items():
                 if extra:
-                    arrival_s = self._send(self.server, survivor, acted_s, extra * self.costs.sample_bytes)
-                    self.ready_s[survivor] = max(self.ready_s[survivor], arrival_s)
-        return acted_s
+                    self.ready_s[survivor] = max(self.ready_s[survivor], time_s)
+                    self._enqueue(survivor, epoch, extra)
 
     def _share(self, ranges: Sequence[Range]) -> dict[int, list[Range]]:
         """``ranges`` divided among the live workers by weight."""
@@ -221,16 +326,17 @@ class _Run:
     def _synchronous_round(self, epoch: int, round_range: Range) -> bool:
         """Run one round until its gradients are aggregated; False if every worker failed."""
         while self.alive:
-            queues = {node: [pieces] for node, pieces in self._share([round_range]).items()}
-            done, failed_s = self._attempt(queues)
+            done, failed_s = self._attempt(epoch, round_range)
             if failed_s is None:
                 aggregated_s = max([arrival_s for arrival_s, _ in done], default=max(self.ready_s.values()))
-                for _, pieces in done:
-                    self.result.ledger.commit(epoch, pieces)
+                for _, batches in done:
+                    for batch_epoch, pieces in batches:
+                        self.result.ledger.commit(batch_epoch, pieces)
                 self.result.updates += 1
                 self.result.end_s = aggregated_s
                 for node in self.alive:
-                    self.ready_s[node] = self._send(self.server, node, aggregated_s, self.costs.param_bytes)
+                    self.ready_s[node] = max(self.ready_s[node],
+                                             self._send(self.server, node, aggregated_s, self.costs.param_bytes))
                 return True
             if not self.alive:
                 break
@@ -240,77 +346,29 @@ class _Run:
                 self.ready_s[node] = max(self.ready_s[node], restart_s)
         return False
 
-    def _attempt(self, queues: dict[int, list[list[Range]]]) -> tuple[list[tuple[float, list[Range]]], float | None]:
-        """Work through ``queues`` (per node: pieces of ranges).  Returns the pushed (arrival, ranges) and,
-        under ``retry``, the time the PS acted on the first failure (None if no worker failed)."""
-        done: list[tuple[float, list[Range]]] = []
-        retry_at_s: float | None = None
-        heap = [(self.ready_s[node], node) for node in queues]
-        heapq.heapify(heap)
-        while heap:
-            _, node = heapq.heappop(heap)
-            if node not in self.alive or not queues.get(node):
-                continue
-            pieces = [piece for batch in queues.pop(node) for piece in batch]
-            arrival_s, failure_s = self._train(node, self.ready_s[node], sample_count(pieces))
-            if failure_s == math.inf:
-                done.append((arrival_s, pieces))
-                self.ready_s[node] = arrival_s
-                continue
-            acted_s = self._drop(node, failure_s)
-            if self.options.failure_policy == "retry":
-                retry_at_s = acted_s if retry_at_s is None else min(retry_at_s, acted_s)
-            elif self.alive:
-                self.result.reassigned_samples += sample_count(pieces)
-                for survivor, extra in self._share(pieces).items():
-                    if extra:
-                        queues.setdefault(survivor, []).append(extra)
-                        self.ready_s[survivor] = max(self.ready_s[survivor], acted_s)
-                        heapq.heappush(heap, (self.ready_s[survivor], survivor))
-        if retry_at_s is None and not self.alive:
-            retry_at_s = self.result.end_s
-        return done, retry_at_s
+    def _attempt(self, epoch: int, round_range: Range) -> tuple[list[tuple[float, list[Batch]]], float | None]:
+        """Share ``round_range`` among the live workers and run until every piece is pushed or lost.  Returns
+        the pushed (arrival at the PS in seconds, batches) and, under ``retry``, when the PS acted on the first
+        failure (None if no worker failed; the last failure time if every worker failed)."""
+        self.done, self.retry_at_s = [], None
+        for node, pieces in self._share([round_range]).items():
+            self._enqueue(node, epoch, pieces)
+        self._run_events()
+        if self.retry_at_s is None and not self.alive:
+            self.retry_at_s = self.result.end_s
+        return self.done, self.retry_at_s
 
     # -- asynchronous -------------------------------------------------------------------------------
 
     def run_asynchronous(self) -> RetrainingResult:
-        queues: dict[int, deque[tuple[int, list[Range]]]] = {node: deque() for node in self.alive}
         for epoch in range(self.job.epochs):
             for round_range in self.round_ranges:
                 for node, pieces in self._share([round_range]).items():
                     if pieces:
-                        queues[node].append((epoch, pieces))
-        pulled_s = dict(self.ready_s)  # when each worker got the model it trains on
-        pushes: list[tuple[float, int, float]] = []  # (arrival at the PS, node, pulled_s)
-        heap = [(self.ready_s[node], node) for node in self.alive]
-        heapq.heapify(heap)
-        while heap:
-            _, node = heapq.heappop(heap)
-            if node not in self.alive or not queues[node]:
-                continue
-            epoch, pieces = queues[node].popleft()
-            arrival_s, failure_s = self._train(node, self.ready_s[node], sample_count(pieces))
-            if failure_s < math.inf:
-                acted_s = self._drop(node, failure_s)
-                if not self.alive:
-                    break
-                for lost_epoch, lost in [(epoch, pieces), *queues.pop(node)]:
-                    self.result.reassigned_samples += sample_count(lost)
-                    for survivor, extra in self._share(lost).items():
-                        if extra:
-                            queues[survivor].append((lost_epoch, extra))
-                            self.ready_s[survivor] = max(self.ready_s[survivor], acted_s)
-                            heapq.heappush(heap, (self.ready_s[survivor], survivor))
-                continue
-            self.result.ledger.commit(epoch, pieces)
-            pushes.append((arrival_s, node, pulled_s[node]))
-            self.result.end_s = max(self.result.end_s, arrival_s)
-            pulled_s[node] = arrival_s
-            self.ready_s[node] = self._send(self.server, node, arrival_s, self.costs.param_bytes)
-            if queues[node]:
-                heapq.heappush(heap, (self.ready_s[node], node))
-        self.result.updates = len(pushes)
-        self.result.staleness = _staleness(pushes)
+                        self._enqueue(node, epoch, pieces)
+        self._run_events()
+        self.result.updates = len(self.pushes)
+        self.result.staleness = _staleness(self.pushes)
         if not self.alive:
             return self._give_up()
         self.result.finished = True
