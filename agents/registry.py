@@ -52,6 +52,9 @@ class LearnedPlacementParams(StrictModel):
     value_coefficient: float = Field(default=0.5, ge=0)
     entropy_coefficient: float = Field(default=0.01, ge=0)
     greedy: bool = False
+    lateness_weight: float = Field(default=0.25, ge=0)  # x ln(response / deadline) of a late job; 0: reward only
+    update_epochs: int = Field(default=4, ge=1, le=50)  # gradient steps per batch of resolved jobs
+    clip_range: float = Field(default=0.2, gt=0, le=1)  # PPO clip of the probability ratio
 
 
 PlacementParams = Annotated[HeuristicPlacementParams | LearnedPlacementParams, Field(discriminator="kind")]
