@@ -70,9 +70,9 @@ def test_training_jobs_arrive_at_their_rate_beside_the_very_same_inference_jobs(
     assert [job.job_id for job in jobs] == list(range(len(jobs)))
     assert all(a.arrival_s <= b.arrival_s for a, b in zip(jobs, jobs[1:]))
     assert {job.app for job in training} == {"mobilenet_v2_training", "resnet18_training"}
-    # the scenario's ranges: 16-64 samples, 1-2 epochs, mini-batches of 16, deadlines 30-300 s, mobile origins
+    # the scenario's ranges: 16-48 samples, 1-2 epochs, mini-batches of 16, deadlines 30-300 s, mobile origins
     assert {job.items for job in training} == {16}
-    assert {job.iterations for job in training} <= set(range(1, 9)) and max(j.iterations for j in training) > 4
+    assert {job.iterations for job in training} <= set(range(1, 7)) and max(j.iterations for j in training) > 3
     assert all(30.0 <= job.deadline_s <= 300.0 and 0 <= job.origin <= 7 for job in training)
     inference = [job[1:] for job in jobs if not job.training]
     without = _jobs(SCENARIO, {"horizon_s": horizon_s, "training_jobs": None})
