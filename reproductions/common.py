@@ -11,7 +11,7 @@ import copy
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import matplotlib
 
@@ -43,6 +43,10 @@ class ReproductionConfig(StrictModel):
 
 
 Config = TypeVar("Config", bound=ReproductionConfig)
+
+BandwidthScales = Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]],
+                            Field(min_length=1, description="trace multipliers (finite, > 0), one link regime each")]
+"""The ``bandwidth_scales`` key of the reproductions that sweep link regimes."""
 
 
 def load_reproduction_config(model: type[Config], path: str | Path, quick: bool = False,

@@ -37,7 +37,7 @@ from envs.cluster.traces import SPLITS, TRACE_KINDS, BandwidthTrace, list_traces
 from envs.dnn.cut_points import execution_order, input_vertex, valid_cut_points
 from envs.dnn.mincut import CutProblem, CutResult, DelayModel
 from envs.dnn.profile_io import list_profiles, load_profile
-from reproductions.common import ReproductionConfig, save_figure, write_tables
+from reproductions.common import BandwidthScales, ReproductionConfig, save_figure, write_tables
 
 PAPER = "Li et al., 'Fast AI Model Splitting over Edge Networks', arXiv 2507.01041"
 PAPER_DELAY_REDUCTION = "24.62-38.95 % lower training delay than the baselines in dynamic edge networks"
@@ -58,19 +58,12 @@ class FastSplitConfig(ReproductionConfig):
     server: str = Field(description="the edge server (devices.yaml)")
     trace_split: str = Field(default="test", description="held-out traces by default")
     trace_kinds: list[str] = Field(default_factory=lambda: ["hsdpa"], min_length=1)
-    bandwidth_scales: list[float] = Field(min_length=1, description="trace multipliers, one link regime each")
+    bandwidth_scales: BandwidthScales
     batch_size: int = Field(default=16, ge=1, description="items per mini-batch")
     backward_factor: float = Field(default=2.0, ge=0, description="backward / forward time of a layer")
     iterations: int = Field(default=100, ge=1, description="mini-batches per run")
     timing_bandwidths: int = Field(default=10, ge=1, description="trace samples each solver is timed at, per seed")
     timing_repeats: int = Field(default=5, ge=1, description="solves per bandwidth; the median counts")
-
-    @field_validator("bandwidth_scales")
-    @classmethod
-    def _positive_scales(cls, scales: list[float]) -> list[float]:
-        if any(not math.isfinite(scale) or scale <= 0 for scale in scales):
-            raise ValueError(f"bandwidth_scales={scales}: every scale must be a finite number > 0")
-        return scales
 
     @field_validator("models")
     @classmethod
