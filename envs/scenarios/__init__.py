@@ -228,7 +228,8 @@ def model_plans(model: str, max_layer_fragments: int, cut_candidates: int) -> tu
 
 
 def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """``base`` with ``overrides`` applied (sections merged key by key); unknown keys raise."""
+    """``base`` with ``overrides`` applied (a setting that is a mapping on both sides is merged key by key: the
+    sections always, ``training_jobs`` unless either side is null); unknown keys raise."""
     if not isinstance(overrides, Mapping):
         raise ValueError(f"{where} must be a mapping of settings, got {overrides!r}")
     unknown = sorted(set(overrides) - set(DEFAULT_SETTINGS))
@@ -240,9 +241,8 @@ def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -
             if not isinstance(value, Mapping):
                 raise ValueError(f"{where}: {key!r} must be a mapping, got {value!r}")
             _check_section_keys(key, value)
+        if isinstance(value, Mapping) and isinstance(merged[key], Mapping):  # sections; training_jobs unless null
             merged[key] = {**merged[key], **copy.deepcopy(dict(value))}
-        elif key == "training_jobs" and isinstance(value, Mapping) and isinstance(merged[key], Mapping):
-            merged[key] = {**merged[key], **copy.deepcopy(dict(value))}  # keys checked when built
         else:
             merged[key] = copy.deepcopy(value)
     return merged
