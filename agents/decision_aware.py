@@ -12,10 +12,21 @@ The policy places a job's fragments one slot after the other.  One shared MLP sc
   nodes chosen for earlier fragments) and the share of the job's compute already placed there.
   With these a layer chain can follow its earlier fragments (no activation transfer) and a
   semantic split can spread out; without them every slot was drawn independently of the others;
+* the agent's own estimate of when the slot's fragment would finish on the node
+  (:mod:`agents.finish_estimate`: queue, inputs' transfers and compute at the node's speed and
+  background load, from the snapshot), as :func:`finish_ratio` (ln of the estimate over the best
+  node's);
 * the slot's fragment features (compute, memory, transfer sizes), the job's features, and
   *the split decision* (family and variant of the chosen plan, one-hot).
 
-A softmax over the nodes with room (counting the job's earlier fragments) gives each slot's node.
+A softmax over the nodes with room (counting the job's earlier fragments) of the scores minus
+``finish_prior`` x the finish ratio gives each slot's node.  That fixed prior makes the untrained
+policy a soft earliest-finish placement (with the default ``finish_prior`` 12, a node estimated to
+finish 10 % later than the best is drawn 0.32 times as often, one twice as late almost never) that the
+network learns to correct.  Without it
+an untrained policy places uniformly, and under load its first exploring placements saturate the
+cluster before it has learnt anything: once every queue is long, every job is late whatever its
+placement and the reward stops telling placements apart.
 Sharing the scorer across nodes keeps the network small and the same on 10 or 1,000 nodes.
 
 It learns online from each job's outcome with an advantage actor-critic, one update every
@@ -33,9 +44,9 @@ SplitPlace's reward, both because that reward stops telling placements apart onc
   left it uniform.
 
 ``decision_aware=False`` is the ablation: the same network with the decision
-hidden, i.e. the family/variant one-hot and the fragment features zeroed
-(only the slot's position is left), so it places without knowing how the model
-was split.
+hidden, i.e. the family/variant one-hot, the fragment features, the placed features and the
+finish ratio zeroed (only the slot's position is left; the prior then adds nothing), so it places
+without knowing how the model was split.
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ import torch
 from torch import nn
 
 from agents.env_access import EnvView, JobOutcomes
+from agents.finish_estimate import FinishEstimate
 from agents.protocol import Placement
 from envs.dnn.plan import ORIGIN, SplitPlan
 
@@ -60,6 +72,18 @@ MIN_NODE_SPREAD = 1e-3
 
 PLACED_FEATURE_COUNT = 3
 """Columns of :meth:`DecisionAwarePlacement.placed_features`."""
+
+FINISH_RATIO_CLIP = 10.0
+"""Largest value of the finish column (:func:`finish_ratio`): e^10 times the best node's estimate."""
+
+
+def finish_ratio(finish_s: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """(nodes,) float32: ln(estimated finish on the node / the smallest over the ``allowed`` nodes), in
+    [0, FINISH_RATIO_CLIP]: 0 on the node estimated to finish first, 0.69 on one estimated to take twice as
+    long.  Estimates below a millisecond count as a millisecond."""
+    floored = np.maximum(finish_s, 1e-3)
+    best = floored[allowed].min() if allowed.any() else floored.min()
+    return np.clip(np.log(floored / best), 0.0, FINISH_RATIO_CLIP).astype(np.float32)
 
 
 def standardise_across_nodes(features: np.ndarray) -> np.ndarray:
@@ -137,6 +161,7 @@ class DecisionAwarePlacement(Placement):
             (0: SplitPlace's reward alone).
         update_epochs: gradient steps per update on the same batch.
         clip_range: PPO clip of the probability ratio to the policy before the update.
+        finish_prior: logit penalty per unit of :func:`finish_ratio` (0: no prior, a uniform start).
         seed: seed of the initial weights and of the node sampling.
     """
 
@@ -145,7 +170,7 @@ class DecisionAwarePlacement(Placement):
     def __init__(self, view: EnvView, decision_aware: bool = True, hidden_units: int = 64,
                  learning_rate: float = 1e-3, batch_jobs: int = 16, value_coefficient: float = 0.5,
                  entropy_coefficient: float = 0.01, greedy: bool = False, lateness_weight: float = 0.25,
-                 update_epochs: int = 4, clip_range: float = 0.2, seed: int = 0):
+                 update_epochs: int = 4, clip_range: float = 0.2, finish_prior: float = 12.0, seed: int = 0):
         self.decision_aware = decision_aware
         self.batch_jobs = batch_jobs
         self.value_coefficient = value_coefficient
@@ -154,11 +179,12 @@ class DecisionAwarePlacement(Placement):
         self.lateness_weight = lateness_weight
         self.update_epochs = update_epochs
         self.clip_range = clip_range
+        self.finish_prior = finish_prior
         self.family_count, self.variant_count = view.family_count, view.variant_count
         self.slot_count, self.node_count = view.slot_count, view.node_count
         torch.manual_seed(seed)
         self.network = PlacementNetwork(
-            node_size=2 * view.NODE_FEATURE_COUNT + PLACED_FEATURE_COUNT,
+            node_size=2 * view.NODE_FEATURE_COUNT + PLACED_FEATURE_COUNT + 1,  # last: finish_ratio
             slot_size=view.FRAGMENT_FEATURE_COUNT + self.slot_count,
             context_size=view.job_feature_count + self.family_count + self.variant_count,
             hidden_units=hidden_units,
@@ -187,10 +213,8 @@ class DecisionAwarePlacement(Placement):
     def placed_features(self, view: EnvView, plan: SplitPlan, slot: int, chosen: np.ndarray) -> np.ndarray:
         """(nodes, PLACED_FEATURE_COUNT) float32 for ``slot`` once the earlier slots are on ``chosen`` (nodes):
         1 on the job's origin; share of the slot's input bytes that come from the node; share of the job's
-        reference compute (s) already placed on the node.  Zero in the ablation (they reveal the plan)."""
+        reference compute (s) already placed on the node.  (Not given in the ablation: they reveal the plan.)"""
         features = np.zeros((self.node_count, PLACED_FEATURE_COUNT), dtype=np.float32)
-        if not self.decision_aware:
-            return features
         origin = view.job.origin
         features[origin, 0] = 1.0
         inputs = plan.inputs_of(slot)
@@ -207,15 +231,22 @@ class DecisionAwarePlacement(Placement):
         base = view.node_features()
         base = np.concatenate([base, standardise_across_nodes(base)], axis=1)
         slots, context = self._inputs(view, plan)
-        nodes = np.zeros((self.slot_count, self.node_count, base.shape[1] + PLACED_FEATURE_COUNT), dtype=np.float32)
+        nodes = np.zeros((self.slot_count, self.node_count, base.shape[1] + PLACED_FEATURE_COUNT + 1),
+                         dtype=np.float32)
         node_mask = np.ones((self.slot_count, self.node_count), dtype=bool)
         chosen = np.zeros(self.slot_count, dtype=np.int64)
         used_bytes = np.zeros(self.node_count, dtype=np.int64)
+        estimate = FinishEstimate(view.snapshot(), view.speed_factors(), view.job.origin, view.job.total_items)
         for slot, fragment in enumerate(plan.fragments):
             fitting = view.fitting_nodes(fragment, used_bytes)
             node_mask[slot] = fitting if fitting.any() else True
-            nodes[slot] = np.concatenate([base, self.placed_features(view, plan, slot, chosen)], axis=1)
+            finish_s = estimate.slot_finish_s(plan, slot, chosen)
+            nodes[slot, :, :base.shape[1]] = base
+            if self.decision_aware:  # the estimate reveals the fragment's size
+                nodes[slot, :, base.shape[1]:-1] = self.placed_features(view, plan, slot, chosen)
+                nodes[slot, :, -1] = finish_ratio(finish_s, node_mask[slot])
             chosen[slot] = self._choose(nodes[slot], slots[slot], context, node_mask[slot])
+            estimate.choose(slot, float(finish_s[chosen[slot]]))
             used_bytes[chosen[slot]] += fragment.memory_bytes
         fragment_count = len(plan.fragments)
         slot_used = np.arange(self.slot_count) < fragment_count
@@ -226,12 +257,18 @@ class DecisionAwarePlacement(Placement):
     def _choose(self, nodes: np.ndarray, slot: np.ndarray, context: np.ndarray, node_mask: np.ndarray) -> int:
         """The node of one slot: sampled from (or, greedy, the mode of) the masked softmax of its scores."""
         with torch.no_grad():
-            logits, _ = self.network(torch.from_numpy(nodes)[None, None], torch.from_numpy(slot)[None, None],
+            node_tensor = torch.from_numpy(nodes)
+            logits, _ = self.network(node_tensor[None, None], torch.from_numpy(slot)[None, None],
                                      torch.from_numpy(context)[None])
-            probabilities = _masked_distribution(logits[0, 0], torch.from_numpy(node_mask)).probs
+            probabilities = _masked_distribution(self._with_prior(logits[0, 0], node_tensor),
+                                                 torch.from_numpy(node_mask)).probs
             if self.greedy:
                 return int(probabilities.argmax())
             return int(torch.multinomial(probabilities, 1, generator=self.generator))
+
+    def _with_prior(self, logits: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        """The network's scores (..., N) minus ``finish_prior`` x the finish ratio (last node feature)."""
+        return logits - self.finish_prior * nodes[..., -1]
 
     def observe(self, outcomes: JobOutcomes) -> None:
         for job_id, reward, response_time_s in zip(outcomes.job_ids, outcomes.rewards, outcomes.response_time_s):
@@ -262,12 +299,14 @@ class DecisionAwarePlacement(Placement):
 
         with torch.no_grad():
             logits, values = self.network(*inputs)
+            logits = self._with_prior(logits, inputs[0])
             old_log_probability, _ = log_probability_and_entropy(logits)
             advantage = signals - values
             if len(decisions) > 1:
                 advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         for _ in range(self.update_epochs):
             logits, values = self.network(*inputs)
+            logits = self._with_prior(logits, inputs[0])
             log_probability, entropy = log_probability_and_entropy(logits)
             ratio = torch.exp(log_probability - old_log_probability)
             clipped = torch.clamp(ratio, 1.0 - self.clip_range, 1.0 + self.clip_range)

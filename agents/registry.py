@@ -55,6 +55,7 @@ class LearnedPlacementParams(StrictModel):
     lateness_weight: float = Field(default=0.25, ge=0)  # x ln(response / deadline) of a late job; 0: reward only
     update_epochs: int = Field(default=4, ge=1, le=50)  # gradient steps per batch of resolved jobs
     clip_range: float = Field(default=0.2, gt=0, le=1)  # PPO clip of the probability ratio
+    finish_prior: float = Field(default=12.0, ge=0)  # logit penalty per e-fold of estimated finish; 0: uniform start
 
 
 PlacementParams = Annotated[HeuristicPlacementParams | LearnedPlacementParams, Field(discriminator="kind")]

@@ -8,6 +8,11 @@ test traces.  Writes, per variant, ``comparison_<variant>.{csv,md}`` (mean and
 and ``comparison_<variant>.png``; across variants ``headline.{csv,md}``: the
 paper's headline percentages beside the same percentages measured here.
 
+An agent with a random seed of its own (``params.seed``: bandits, the decision-aware placement, SB3,
+random) is trained and evaluated once per entry of ``agent_seeds``, and its row for an evaluation seed
+is the mean over those runs: a learning agent's result can hang on its initial weights and its own
+draws as much as on the scenario, and one agent seed would report that luck as the agent's merit.
+
 Each (variant, agent) result is also kept in ``<variant>/episodes/<preset>.json``
 with a fingerprint of everything that decides it (agent entry, scenario,
 training and evaluation settings); a later run with the same fingerprint reuses
@@ -22,9 +27,11 @@ import copy
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, field_validator, model_validator
 from tqdm import tqdm
 
@@ -112,6 +119,8 @@ class SplitPlaceConfig(ReproductionConfig):
         agent_settings: per preset, a mapping deep-merged into its entry, e.g.
             ``{ppo: {params: {algorithm_kwargs: {n_steps: 64}}}}`` (ignored for presets not in ``agents``).
         train_seed: seed of the first training episode.
+        agent_seeds: values of ``params.seed`` for agents that have one; such an agent runs once per value
+            and its per-evaluation-seed rows are the means over them.
         evaluation_overrides: scenario settings of the evaluation only (the held-out test traces).
         online_updates: online agents keep learning during evaluation (SplitPlace's fine-tuning).
         max_steps: cap on decisions per evaluation episode (None: the whole episode).
@@ -126,6 +135,7 @@ class SplitPlaceConfig(ReproductionConfig):
     train_steps: int | None = Field(default=None, ge=1)
     agent_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     train_seed: int = 0
+    agent_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     evaluation_overrides: dict[str, Any] = Field(default_factory=lambda: {"trace_split": "test"})
     online_updates: bool = True
     max_steps: int | None = Field(default=None, ge=1)
@@ -142,6 +152,13 @@ class SplitPlaceConfig(ReproductionConfig):
         if len(set(agents)) != len(agents):
             raise ValueError(f"agents must be distinct, got {agents}")
         return agents
+
+    @field_validator("agent_seeds")
+    @classmethod
+    def _distinct_agent_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"agent_seeds must be distinct, got {seeds}")
+        return seeds
 
     @field_validator("agent_settings")
     @classmethod
@@ -207,35 +224,61 @@ def experiment_config(config: SplitPlaceConfig, variant: Variant, output: Path) 
 # --------------------------------------------------------------------------- running one agent
 
 
-def _fingerprint(experiment: ExperimentConfig, agent: AgentConfig) -> dict[str, Any]:
+def _fingerprint(experiment: ExperimentConfig, agent: AgentConfig, agent_seeds: list[int]) -> dict[str, Any]:
     """Everything that decides an agent's result on a variant."""
     return {
         "agent": agent.model_dump(mode="json"),
         "env": experiment.env.model_dump(mode="json"),
         "train": experiment.train.model_dump(mode="json", exclude={"progress_bar"}),
         "evaluation": experiment.evaluation.model_dump(mode="json"),
+        "agent_seeds": agent_seeds if "seed" in agent.params else None,
     }
 
 
-def agent_rows(experiment: ExperimentConfig, agent: AgentConfig, variant: str, store: Path,
-               reuse: bool) -> list[dict[str, Any]]:
-    """Per-seed rows of one agent: trained (if it trains) then evaluated; reused from ``store`` if it matches."""
-    fingerprint = _fingerprint(experiment, agent)
-    if reuse and store.is_file():
-        stored = json.loads(store.read_text(encoding="utf-8"))
-        if stored["fingerprint"] == fingerprint:
-            return stored["rows"]
+def _seeded_agents(agent: AgentConfig, agent_seeds: list[int]) -> list[AgentConfig]:
+    """``agent`` once per agent seed (label ``<label>-seed<k>``: its own checkpoint folder); itself if it has no
+    seed of its own."""
+    if "seed" not in agent.params:
+        return [agent]
+    return [agent.model_copy(update={"params": agent.params | {"seed": seed}, "label": f"{agent.label}-seed{seed}"})
+            for seed in agent_seeds]
+
+
+def _evaluated_metrics(experiment: ExperimentConfig, agent: AgentConfig) -> list[dict[str, float]]:
+    """One agent trained (if it trains) then evaluated: its metrics per evaluation seed."""
     checkpoint = train_agent(experiment, agent, resume=False) if agent.train_steps > 0 else None
     evaluation = experiment.evaluation
     episodes = evaluate_agent(experiment, agent, checkpoint, evaluation.seeds, evaluation.scenario_overrides,
                               evaluation.online_updates, evaluation.max_steps)
+    return [{metric: getattr(episode, metric) for metric in METRIC_LABELS} for episode in episodes]
+
+
+def _mean_over_runs(runs: list[list[dict[str, float]]]) -> list[dict[str, float]]:
+    """Per evaluation seed, each metric's mean over the runs (NaN runs left out; NaN if every run is NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: the mean is NaN, as it should be
+        return [{metric: float(np.nanmean([run[index][metric] for run in runs])) for metric in METRIC_LABELS}
+                for index in range(len(runs[0]))]
+
+
+def agent_rows(experiment: ExperimentConfig, agent: AgentConfig, variant: str, store: Path,
+               reuse: bool, agent_seeds: list[int]) -> list[dict[str, Any]]:
+    """Per-seed rows of one agent: trained (if it trains) then evaluated, once per agent seed if it has a seed
+    (rows: the means over them); reused from ``store`` if it matches."""
+    fingerprint = _fingerprint(experiment, agent, agent_seeds)
+    if reuse and store.is_file():
+        stored = json.loads(store.read_text(encoding="utf-8"))
+        if stored["fingerprint"] == fingerprint:
+            return stored["rows"]
+    runs = [_evaluated_metrics(experiment, seeded) for seeded in _seeded_agents(agent, agent_seeds)]
     rows = [
         {"variant": variant, "agent": PAPER_LABELS.get(agent.label, agent.label), "preset": agent.label,
-         "seed": seed} | {metric: getattr(episode, metric) for metric in METRIC_LABELS}
-        for seed, episode in zip(evaluation.seeds, episodes)
+         "seed": seed} | metrics
+        for seed, metrics in zip(experiment.evaluation.seeds, _mean_over_runs(runs))
     ]
     store.parent.mkdir(parents=True, exist_ok=True)
-    store.write_text(json.dumps({"fingerprint": fingerprint, "rows": rows}, indent=1), encoding="utf-8")
+    store.write_text(json.dumps({"fingerprint": fingerprint, "rows": rows, "runs_by_agent_seed": runs}, indent=1),
+                     encoding="utf-8")
     return rows
 
 
@@ -312,11 +355,13 @@ def run(config: SplitPlaceConfig, output: Path) -> None:
     per_seed: dict[str, list[dict[str, Any]]] = {variant.label: [] for variant in config.variants}
     for variant, agent in tqdm(jobs, desc="splitplace (variant, agent)", dynamic_ncols=True):
         store = output / variant.label / "episodes" / f"{agent.label}.json"
-        per_seed[variant.label] += agent_rows(experiments[variant.label], agent, variant.label, store, config.reuse)
+        per_seed[variant.label] += agent_rows(experiments[variant.label], agent, variant.label, store, config.reuse,
+                                              config.agent_seeds)
     headline = []
     for variant in config.variants:
         preamble = (f"SplitPlace comparison, variant `{variant.label}` ({variant.description.strip()}): "
-                    f"mean ± 95 % CI over {len(config.seeds)} held-out seeds; rows as in {PAPER}.")
+                    f"mean ± 95 % CI over {len(config.seeds)} held-out seeds; rows as in {PAPER}. Agents with a "
+                    f"seed of their own: per held-out seed, the mean over agent seeds {config.agent_seeds}.")
         summary = write_tables(output, f"comparison_{variant.label}", per_seed[variant.label], ["agent", "preset"],
                                METRIC_LABELS, digits=3, preamble=preamble)
         figure = bar_chart_with_ci(summary, "agent", METRIC_LABELS,

@@ -89,6 +89,25 @@ def test_a_result_is_reproduced_under_its_seed_and_reused_when_nothing_changed(q
     assert store.stat().st_mtime_ns > written_ns
 
 
+def test_an_agent_with_a_seed_runs_once_per_agent_seed_and_reports_their_mean(tmp_path):
+    """random (has a seed) and mc (has none), agent seeds 0 and 1: random's rows are the per-evaluation-seed
+    means of its two runs, which are the runs of agent seeds 0 and 1 alone; mc runs once."""
+    common = ["--quick", "agents=[random, mc]", "max_steps=12", "wandb_mode=disabled"]
+    reproduce.main(["splitplace", *common, "agent_seeds=[0, 1]", "--output", str(tmp_path / "both")])
+    stored = json.loads((tmp_path / "both" / "splitplace" / "plain" / "episodes" / "random.json").read_text())
+    runs = stored["runs_by_agent_seed"]
+    assert len(runs) == 2 and runs[0] != runs[1]  # two agent seeds, different draws
+    for index, row in enumerate(stored["rows"]):
+        for metric in ("violation_rate", "average_reward", "energy_j"):
+            assert row[metric] == pytest.approx((runs[0][index][metric] + runs[1][index][metric]) / 2)
+    for seed in (0, 1):
+        reproduce.main(["splitplace", *common, f"agent_seeds=[{seed}]", "--output", str(tmp_path / f"s{seed}")])
+        alone = json.loads((tmp_path / f"s{seed}" / "splitplace" / "plain" / "episodes" / "random.json").read_text())
+        assert [row["average_reward"] for row in alone["rows"]] == [run["average_reward"] for run in runs[seed]]
+    mc = json.loads((tmp_path / "both" / "splitplace" / "plain" / "episodes" / "mc.json").read_text())
+    assert len(mc["runs_by_agent_seed"]) == 1
+
+
 @pytest.mark.parametrize(
     ("metric", "proposed", "reference", "expected"),
     [
@@ -115,6 +134,8 @@ def test_improvement_over_a_zero_reference_is_undefined():
         ("agents=[bandit, bandit]", "agents"),
         ("variants.1.label=plain", "variants"),
         ("seeds=[1000, 1001]", "seeds"),
+        ("agent_seeds=[0, 0]", "agent_seeds"),
+        ("agent_seeds=[]", "agent_seeds"),
     ],
 )
 def test_bad_settings_are_errors_that_name_the_key(override, named):
