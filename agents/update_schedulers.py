@@ -10,6 +10,10 @@ Weights become levels by :func:`share_levels` (the largest weight gets level K).
   devices whose background tasks would miss deadlines while training shares them, and give the
   rest shares in proportion to the speed left to training beside their background load; if no
   device is safe, train in the cloud;
+* ``deep_edge_links``: the same safe devices, with shares that also count each device's links
+  (:func:`link_aware_shares`): Deep-Edge's goal, least total re-training time, when every
+  worker also receives its data and the model and pushes a gradient every round; a device
+  whose link alone takes longer than the others need for the whole job is left out;
 * ``cloud_only``: upload the data over the WAN and train on the cloud server.
 
 :func:`train_ppo` trains sb3-contrib's MaskablePPO on the environment (via
@@ -24,6 +28,10 @@ import numpy as np
 
 from agents.sb3_agents import SB3Agent
 from envs.model_update import EdgeModelUpdateEnv
+from envs.training.jobs import model_costs
+
+MEGABITS_PER_BYTE = 8e-6
+"""Mbit in one byte."""
 
 Scheduler = Callable[[EdgeModelUpdateEnv], np.ndarray]
 
@@ -59,6 +67,53 @@ def deep_edge(env: EdgeModelUpdateEnv) -> np.ndarray:
                          for device in range(cluster.edge_count)])
 
 
+def link_aware_shares(fixed_s: Sequence[float], seconds_per_share: Sequence[float]) -> np.ndarray:
+    """Shares (summing to 1) that minimise the largest ``fixed_s[i] + share[i] * seconds_per_share[i]``.
+
+    Water filling: all participants finish together at ``T = (1 + sum f/a) / sum 1/a`` over the
+    participants, and a worker whose fixed time is at least ``T`` takes no share (dropped one at a time,
+    the largest fixed time first, and ``T`` recomputed).  ``seconds_per_share`` must be > 0.
+    """
+    fixed, slope = np.asarray(fixed_s, dtype=float), np.asarray(seconds_per_share, dtype=float)
+    if fixed.shape != slope.shape or fixed.ndim != 1 or fixed.size == 0 or not np.all(slope > 0):
+        raise ValueError(f"need equal-length non-empty fixed_s and seconds_per_share > 0, got {fixed_s}, "
+                         f"{seconds_per_share}")
+    taking = np.ones(fixed.size, dtype=bool)
+    for worker in np.argsort(-fixed, kind="stable"):
+        finish_s = (1.0 + np.sum(fixed[taking] / slope[taking])) / np.sum(1.0 / slope[taking])
+        if fixed[worker] < finish_s or taking.sum() == 1:
+            break
+        taking[worker] = False
+    finish_s = (1.0 + np.sum(fixed[taking] / slope[taking])) / np.sum(1.0 / slope[taking])
+    return np.where(taking, (finish_s - fixed) / slope, 0.0)
+
+
+def deep_edge_links(env: EdgeModelUpdateEnv) -> np.ndarray:
+    """Deep-Edge's safe devices with link-aware shares: for device ``i`` at the current link rates (the slower
+    end of each path to and from the parameter server), fixed time = the model sent once plus, every round of
+    every epoch, a model down and a gradient up; time per unit share = its whole share of the data sent once
+    plus training all of it (``epochs`` passes at the speed left beside its background tasks)."""
+    cluster, job = env.cluster, env.job
+    safe = cluster.up(env.time_s) & ~np.array([cluster.would_miss(device) for device in range(cluster.edge_count)])
+    if not safe.any():
+        return cloud_only(env)
+    costs = model_costs(job.model)
+    network, server = cluster.network, cluster.parameter_server
+    rates_mbps = np.maximum(network.bandwidth_mbps(env.time_s), 1e-6)  # uplinks, then downlinks; a stalled link: slow
+    uplink_mbps, downlink_mbps = rates_mbps[:network.node_count], rates_mbps[network.node_count:]
+    devices = np.flatnonzero(safe)
+    down_mbps = np.minimum(uplink_mbps[server], downlink_mbps[devices])
+    up_mbps = np.minimum(uplink_mbps[devices], downlink_mbps[server])
+    rounds = job.epochs * env.options.rounds_per_epoch
+    model_mbit = costs.param_bytes * MEGABITS_PER_BYTE
+    fixed_s = model_mbit / down_mbps + rounds * (model_mbit / down_mbps + model_mbit / up_mbps)
+    per_share_s = (job.samples * costs.sample_bytes * MEGABITS_PER_BYTE / down_mbps
+                   + job.samples * job.epochs * np.array([cluster.seconds_per_sample(d, costs) for d in devices]))
+    weights = np.zeros(cluster.edge_count)
+    weights[devices] = link_aware_shares(fixed_s, per_share_s)
+    return _action(env, weights)
+
+
 def cloud_only(env: EdgeModelUpdateEnv) -> np.ndarray:
     return _action(env, [0.0] * env.cluster.edge_count, cloud_weight=1.0)
 
@@ -67,6 +122,7 @@ SCHEDULERS: dict[str, Scheduler] = {
     "all_equal": all_equal,
     "all_proportional": all_proportional,
     "deep_edge": deep_edge,
+    "deep_edge_links": deep_edge_links,
     "cloud_only": cloud_only,
 }
 """The heuristic schedulers by name."""

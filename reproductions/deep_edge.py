@@ -10,7 +10,8 @@ planned compute; its share goes to the survivors, Deep-Edge's fault tolerance).
 
 Schedulers (``agents/update_schedulers.py``): all devices with equal shares, all
 devices with shares proportional to speed, Deep-Edge's (leave out devices whose
-tasks would miss, proportional to the speed left on the rest), cloud-only, and
+tasks would miss, proportional to the speed left on the rest), the same with
+link-aware shares (``deep_edge_links``, our extension), cloud-only, and
 MaskablePPO trained per seed and failure case on episodes of other seeds.
 """
 
@@ -51,7 +52,7 @@ class DeepEdgeConfig(ReproductionConfig):
 
     scenario: str = Field(default="deep-edge", description="envs/update_scenarios/<scenario>.yaml")
     jobs_per_episode: int = Field(default=8, ge=1)
-    schedulers: list[Literal["all_equal", "all_proportional", "deep_edge", "cloud_only", "ppo"]] = Field(min_length=1)
+    schedulers: list[Literal["all_equal", "all_proportional", "deep_edge", "deep_edge_links", "cloud_only", "ppo"]] = Field(min_length=1)
     failure_cases: list[Literal["none", "injected"]] = Field(min_length=1)
     ppo: PPOSettings = PPOSettings()
 

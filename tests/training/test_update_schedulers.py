@@ -3,7 +3,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.update_schedulers import SCHEDULERS, all_equal, cloud_only, deep_edge, scheduler, share_levels, train_ppo
+from scipy.optimize import linprog
+
+from agents.update_schedulers import (
+    SCHEDULERS,
+    all_equal,
+    cloud_only,
+    deep_edge,
+    deep_edge_links,
+    link_aware_shares,
+    scheduler,
+    share_levels,
+    train_ppo,
+)
 from envs.model_update import EdgeModelUpdateEnv
 from envs.training.interference import count_misses
 
@@ -49,6 +61,47 @@ def test_deep_edge_falls_back_to_the_cloud_when_no_device_is_safe():
     env = EdgeModelUpdateEnv(config=SMALL | {"background": {"deadline_factor": {"low": 1.1, "high": 1.5}}})
     env.reset(seed=0)
     assert deep_edge(env).tolist() == cloud_only(env).tolist() == [0] * env.cluster.edge_count + [env.share_levels]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 500.0), st.floats(0.5, 5000.0)), min_size=1, max_size=8))
+def test_link_aware_shares_minimise_the_last_finish_like_a_linear_program(workers):
+    """Against scipy's LP of the same problem: minimise T subject to f_i + s_i a_i <= T, sum s = 1, s >= 0."""
+    fixed, slope = np.array(workers).T
+    shares = link_aware_shares(fixed, slope)
+    assert shares.sum() == pytest.approx(1.0) and np.all(shares >= 0)
+    count = len(workers)
+    bounds = [(0, None)] * count + [(None, None)]
+    reference = linprog(np.r_[np.zeros(count), 1.0], A_ub=np.c_[np.diag(slope), -np.ones(count)], b_ub=-fixed,
+                        A_eq=np.r_[np.ones(count), 0.0][None], b_eq=[1.0], bounds=bounds)
+    assert reference.success
+    assert np.max(fixed + shares * slope) == pytest.approx(reference.fun, rel=1e-9, abs=1e-9)
+
+
+def test_link_aware_shares_leave_out_a_worker_whose_fixed_time_alone_is_too_long():
+    shares = link_aware_shares([0.0, 0.0, 900.0], [100.0, 100.0, 100.0])
+    assert shares.tolist() == [0.5, 0.5, 0.0]  # the two finish at 50 s, long before 900 s
+    with pytest.raises(ValueError, match="seconds_per_share"):
+        link_aware_shares([0.0], [0.0])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_deep_edge_links_uses_only_safe_devices_and_is_not_slower_than_speed_shares(seed):
+    """The same safe set as Deep-Edge (a subset, if a link is too slow), and over a whole episode a re-training
+    time no longer than Deep-Edge's shares by speed."""
+    totals = {}
+    for name, policy in (("speed", deep_edge), ("links", deep_edge_links)):
+        env = EdgeModelUpdateEnv(config={"jobs_per_episode": 4})
+        env.reset(seed=seed)
+        totals[name], truncated = 0.0, False
+        while not truncated:
+            levels = policy(env)
+            if name == "links":
+                assert set(np.flatnonzero(levels[:-1])) <= set(np.flatnonzero(deep_edge(env)[:-1]))
+            _, _, _, truncated, info = env.step(levels)
+            totals[name] += info["training_time_s"]
+            assert info["background_misses"] == 0
+    assert totals["links"] <= totals["speed"] * 1.02
 
 
 def test_share_levels_follow_the_weights():
