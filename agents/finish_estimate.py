@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from envs.cluster.network import MEGABITS_PER_BYTE
 from envs.dnn.plan import ORIGIN, SplitPlan
-
-MEGABITS_PER_BYTE = 8e-6
-"""Mbit in one byte."""
 
 
 class FinishEstimate:

@@ -27,11 +27,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from agents.sb3_agents import SB3Agent
+from envs.cluster.network import MEGABITS_PER_BYTE
 from envs.model_update import EdgeModelUpdateEnv
 from envs.training.jobs import model_costs
-
-MEGABITS_PER_BYTE = 8e-6
-"""Mbit in one byte."""
 
 Scheduler = Callable[[EdgeModelUpdateEnv], np.ndarray]
 
