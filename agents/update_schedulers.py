@@ -56,9 +56,15 @@ def all_proportional(env: EdgeModelUpdateEnv) -> np.ndarray:
     return _action(env, speeds * env.cluster.up(env.time_s))
 
 
+def _safe_devices(env: EdgeModelUpdateEnv) -> np.ndarray:
+    """Per edge device: up, and no background task of it would miss deadlines while training shares it."""
+    cluster = env.cluster
+    return cluster.up(env.time_s) & ~np.array([cluster.would_miss(device) for device in range(cluster.edge_count)])
+
+
 def deep_edge(env: EdgeModelUpdateEnv) -> np.ndarray:
     cluster = env.cluster
-    safe = cluster.up(env.time_s) & ~np.array([cluster.would_miss(device) for device in range(cluster.edge_count)])
+    safe = _safe_devices(env)
     if not safe.any():
         return cloud_only(env)
     return _action(env, [cluster.effective_speed(device) if safe[device] else 0.0
@@ -92,7 +98,7 @@ def deep_edge_links(env: EdgeModelUpdateEnv) -> np.ndarray:
     every epoch, a model down and a gradient up; time per unit share = its whole share of the data sent once
     plus training all of it (``epochs`` passes at the speed left beside its background tasks)."""
     cluster, job = env.cluster, env.job
-    safe = cluster.up(env.time_s) & ~np.array([cluster.would_miss(device) for device in range(cluster.edge_count)])
+    safe = _safe_devices(env)
     if not safe.any():
         return cloud_only(env)
     costs = model_costs(job.model)

@@ -52,7 +52,8 @@ class DeepEdgeConfig(ReproductionConfig):
 
     scenario: str = Field(default="deep-edge", description="envs/update_scenarios/<scenario>.yaml")
     jobs_per_episode: int = Field(default=8, ge=1)
-    schedulers: list[Literal["all_equal", "all_proportional", "deep_edge", "deep_edge_links", "cloud_only", "ppo"]] = Field(min_length=1)
+    schedulers: list[Literal["all_equal", "all_proportional", "deep_edge", "deep_edge_links", "cloud_only",
+                             "ppo"]] = Field(min_length=1)
     failure_cases: list[Literal["none", "injected"]] = Field(min_length=1)
     ppo: PPOSettings = PPOSettings()
 
