@@ -8,6 +8,10 @@
   that gives the earliest estimated completion of the whole job (the
   simulator's ``estimate_completion_s``, the same reservation computation as a
   real submission, without reserving).
+* :class:`EstimatedFinish`: fragment by fragment, the node with room where the
+  agent's own estimate (:mod:`agents.finish_estimate`, from the snapshot, no
+  simulator call) says it finishes first: the mode of the decision-aware
+  placement's prior, without the network.
 
 A fragment that fits nowhere goes to the node of most free memory; the
 environment then rejects the job as infeasible, as it would any such action.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.env_access import EnvView
+from agents.finish_estimate import FinishEstimate
 from agents.protocol import Placement
 from envs.dnn.plan import SplitPlan
 
@@ -41,6 +46,26 @@ def least_loaded_placement(view: EnvView, plan: SplitPlan) -> list[int]:
         used_bytes[node] += fragment.memory_bytes
         placement.append(node)
     return placement
+
+
+def estimated_finish_placement(view: EnvView, plan: SplitPlan) -> list[int]:
+    """Slot after slot, the node with room (counting this job's earlier fragments) of earliest estimated
+    finish (:class:`~agents.finish_estimate.FinishEstimate`)."""
+    snapshot = view.snapshot()
+    estimate = FinishEstimate(snapshot, view.speed_factors(), view.job.origin, view.job.total_items)
+    chosen = np.zeros(len(plan.fragments), dtype=np.int64)
+    used_bytes = np.zeros(view.node_count, dtype=np.int64)
+    for slot, fragment in enumerate(plan.fragments):
+        fitting = view.fitting_nodes(fragment, used_bytes)
+        finish_s = estimate.slot_finish_s(plan, slot, chosen)
+        if fitting.any():
+            node = int(np.argmin(np.where(fitting, finish_s, np.inf)))
+        else:
+            node = int(np.argmax(snapshot.free_memory_bytes - used_bytes))
+        chosen[slot] = node
+        estimate.choose(slot, float(finish_s[node]))
+        used_bytes[node] += fragment.memory_bytes
+    return chosen.tolist()
 
 
 CANDIDATE_NODES = 8
@@ -94,6 +119,13 @@ class FastestFinish(Placement):
         return fastest_finish_placement(view, plan)
 
 
+class EstimatedFinish(Placement):
+    """:func:`estimated_finish_placement` as a placement policy."""
+
+    def place(self, view: EnvView, plan: SplitPlan) -> list[int]:
+        return estimated_finish_placement(view, plan)
+
+
 class RandomPlacement(Placement):
     """A uniformly random node with room for each fragment (any node if none has room)."""
 
@@ -112,5 +144,6 @@ class RandomPlacement(Placement):
         return placement
 
 
-PLACEMENTS = {"least_loaded": LeastLoaded, "fastest_finish": FastestFinish, "random": RandomPlacement}
+PLACEMENTS = {"least_loaded": LeastLoaded, "fastest_finish": FastestFinish, "estimated_finish": EstimatedFinish,
+              "random": RandomPlacement}
 """Heuristic placements by config name (the learned one is in :mod:`agents.decision_aware`)."""

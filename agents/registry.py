@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agents.config import StrictModel
 
-HeuristicName = Literal["least_loaded", "fastest_finish", "random"]
+HeuristicName = Literal["least_loaded", "fastest_finish", "estimated_finish", "random"]
 FamilyName = Literal["none", "layer", "semantic", "early_exit", "width"]
 
 

@@ -54,6 +54,7 @@ PAPER = "Tuli, Casale, Jennings, 'SplitPlace', IEEE Transactions on Mobile Compu
 PAPER_LABELS: dict[str, str] = {
     "decision_aware": "M+D",
     "bandit": "M+G",
+    "bandit_estimated_finish": "M+E",
     "random_split_decision_aware": "R+D",
     "layer_only": "L+G",
     "semantic_only": "S+G",

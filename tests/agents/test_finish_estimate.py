@@ -1,5 +1,6 @@
 """The agent's finish estimate agrees with the simulator where both models are exact: every fragment on the
-job's origin (no transfer), after random jobs have left queues on the nodes."""
+job's origin (no transfer), after random jobs have left queues on the nodes; the placement greedy by it
+takes the earliest estimate with room."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from agents.env_access import EnvView
 from agents.finish_estimate import FinishEstimate
+from agents.placement import estimated_finish_placement
 from envs.registration import register_envs, scenario_env_id
 
 
@@ -56,3 +58,21 @@ def test_a_remote_node_pays_the_input_transfer():
     expected = np.maximum(snapshot.queued_work_s, start_s + transfer_s) + work_s
     expected[job.origin] = snapshot.queued_work_s[job.origin] + work_s[job.origin]
     np.testing.assert_allclose(finish_s, expected, rtol=1e-12)
+
+
+def test_estimated_finish_placement_takes_the_earliest_estimate_with_room_slot_after_slot():
+    env = _busy_env()
+    view = EnvView(env)
+    job = view.job
+    for plan in view.plans():
+        placement = estimated_finish_placement(view, plan)
+        estimate = FinishEstimate(view.snapshot(), view.speed_factors(), job.origin, job.total_items)
+        chosen = np.array(placement)
+        used_bytes = np.zeros(view.node_count, dtype=np.int64)
+        for slot, fragment in enumerate(plan.fragments):
+            finish_s = estimate.slot_finish_s(plan, slot, chosen)
+            fitting = view.fitting_nodes(fragment, used_bytes)
+            assert fitting[placement[slot]]
+            assert finish_s[placement[slot]] == finish_s[fitting].min()
+            estimate.choose(slot, float(finish_s[placement[slot]]))
+            used_bytes[placement[slot]] += fragment.memory_bytes
