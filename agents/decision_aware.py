@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from agents.env_access import EnvView, JobOutcomes
-from agents.finish_estimate import FinishEstimate
+from agents.finish_estimate import place_slot_by_slot
 from agents.protocol import Placement
 from envs.dnn.plan import ORIGIN, SplitPlan
 
@@ -234,25 +234,22 @@ class DecisionAwarePlacement(Placement):
         nodes = np.zeros((self.slot_count, self.node_count, base.shape[1] + PLACED_FEATURE_COUNT + 1),
                          dtype=np.float32)
         node_mask = np.ones((self.slot_count, self.node_count), dtype=bool)
-        chosen = np.zeros(self.slot_count, dtype=np.int64)
-        used_bytes = np.zeros(self.node_count, dtype=np.int64)
-        estimate = FinishEstimate(view.snapshot(), view.speed_factors(), view.job.origin, view.job.total_items)
-        for slot, fragment in enumerate(plan.fragments):
-            fitting = view.fitting_nodes(fragment, used_bytes)
+
+        def sampled(slot: int, fitting: np.ndarray, finish_s: np.ndarray, chosen: np.ndarray, _free) -> int:
             node_mask[slot] = fitting if fitting.any() else True
-            finish_s = estimate.slot_finish_s(plan, slot, chosen)
             nodes[slot, :, :base.shape[1]] = base
             if self.decision_aware:  # the estimate reveals the fragment's size
                 nodes[slot, :, base.shape[1]:-1] = self.placed_features(view, plan, slot, chosen)
                 nodes[slot, :, -1] = finish_ratio(finish_s, node_mask[slot])
-            chosen[slot] = self._choose(nodes[slot], slots[slot], context, node_mask[slot])
-            estimate.choose(slot, float(finish_s[chosen[slot]]))
-            used_bytes[chosen[slot]] += fragment.memory_bytes
-        fragment_count = len(plan.fragments)
-        slot_used = np.arange(self.slot_count) < fragment_count
+            return self._choose(nodes[slot], slots[slot], context, node_mask[slot])
+
+        placement = place_slot_by_slot(view, plan, sampled)
+        chosen = np.zeros(self.slot_count, dtype=np.int64)
+        chosen[:len(placement)] = placement
+        slot_used = np.arange(self.slot_count) < len(placement)
         self.pending[view.job.job_id] = _Decision(nodes, slots, context, node_mask, slot_used, chosen,
                                                   float(view.job.deadline_s))
-        return chosen[:fragment_count].tolist()
+        return placement
 
     def _choose(self, nodes: np.ndarray, slot: np.ndarray, context: np.ndarray, node_mask: np.ndarray) -> int:
         """The node of one slot: sampled from (or, greedy, the mode of) the masked softmax of its scores."""

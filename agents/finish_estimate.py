@@ -7,9 +7,14 @@ fragment (or, from the job's origin, at once), the backlogs of the sender's upli
 downlink, and the bytes at the slower of the two links' current rates.  Unlike the simulator's own
 estimate (``EnvView.estimate_completion_s``, what the fastest-finish placement asks) it ignores the
 trace's changes and the interplay of transfers within the job; it costs one vector expression per slot.
+
+:func:`place_slot_by_slot` is the walk over a plan's fragments that the placements using the estimate
+share (the greedy ``estimated_finish`` heuristic, the decision-aware placement's sampling).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,3 +65,26 @@ class FinishEstimate:
     def choose(self, slot: int, finish_s: float) -> None:
         """Record that ``slot`` went to a node where it finishes ``finish_s`` seconds from now."""
         self._finish_s[slot] = finish_s
+
+
+SlotChoice = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], int]
+"""(slot, fitting nodes, estimated finish per node in seconds, nodes chosen so far, free bytes per node after
+the job's earlier fragments) -> the slot's node."""
+
+
+def place_slot_by_slot(view, plan: SplitPlan, choose: SlotChoice) -> list[int]:
+    """A node for each of ``plan``'s fragments in index order, from ``choose``, which sees the nodes up with
+    room (counting the memory of the job's earlier fragments) and this estimate (``view``: an
+    ``agents.env_access.EnvView``)."""
+    snapshot = view.snapshot()
+    estimate = FinishEstimate(snapshot, view.speed_factors(), view.job.origin, view.job.total_items)
+    free_bytes = snapshot.free_memory_bytes
+    chosen = np.zeros(view.slot_count, dtype=np.int64)
+    used_bytes = np.zeros(view.node_count, dtype=np.int64)
+    for slot, fragment in enumerate(plan.fragments):
+        fitting = view.fitting_nodes(fragment, used_bytes)
+        finish_s = estimate.slot_finish_s(plan, slot, chosen)
+        chosen[slot] = choose(slot, fitting, finish_s, chosen, free_bytes - used_bytes)
+        estimate.choose(slot, float(finish_s[chosen[slot]]))
+        used_bytes[chosen[slot]] += fragment.memory_bytes
+    return chosen[:len(plan.fragments)].tolist()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.env_access import EnvView
-from agents.finish_estimate import FinishEstimate
+from agents.finish_estimate import place_slot_by_slot
 from agents.protocol import Placement
 from envs.dnn.plan import SplitPlan
 
@@ -51,21 +51,14 @@ def least_loaded_placement(view: EnvView, plan: SplitPlan) -> list[int]:
 def estimated_finish_placement(view: EnvView, plan: SplitPlan) -> list[int]:
     """Slot after slot, the node with room (counting this job's earlier fragments) of earliest estimated
     finish (:class:`~agents.finish_estimate.FinishEstimate`)."""
-    snapshot = view.snapshot()
-    estimate = FinishEstimate(snapshot, view.speed_factors(), view.job.origin, view.job.total_items)
-    chosen = np.zeros(len(plan.fragments), dtype=np.int64)
-    used_bytes = np.zeros(view.node_count, dtype=np.int64)
-    for slot, fragment in enumerate(plan.fragments):
-        fitting = view.fitting_nodes(fragment, used_bytes)
-        finish_s = estimate.slot_finish_s(plan, slot, chosen)
+
+    def earliest(slot: int, fitting: np.ndarray, finish_s: np.ndarray, chosen: np.ndarray,
+                 free_bytes: np.ndarray) -> int:
         if fitting.any():
-            node = int(np.argmin(np.where(fitting, finish_s, np.inf)))
-        else:
-            node = int(np.argmax(snapshot.free_memory_bytes - used_bytes))
-        chosen[slot] = node
-        estimate.choose(slot, float(finish_s[node]))
-        used_bytes[node] += fragment.memory_bytes
-    return chosen.tolist()
+            return int(np.argmin(np.where(fitting, finish_s, np.inf)))
+        return int(np.argmax(free_bytes))
+
+    return place_slot_by_slot(view, plan, earliest)
 
 
 CANDIDATE_NODES = 8
