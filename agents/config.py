@@ -13,10 +13,20 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+def _distinct_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    return seeds
+
+
+DistinctSeeds = Annotated[list[int], Field(min_length=1), AfterValidator(_distinct_seeds)]
+"""A non-empty list of distinct seeds (a config error names the key that holds it)."""
 
 
 class StrictModel(BaseModel):
@@ -99,17 +109,10 @@ class EvaluationConfig(StrictModel):
         max_steps: cap on steps per episode (None = until the episode ends).
     """
 
-    seeds: list[int] = Field(default_factory=lambda: list(range(1000, 1005)), min_length=1)
+    seeds: DistinctSeeds = Field(default_factory=lambda: list(range(1000, 1005)))
     scenario_overrides: dict[str, Any] = Field(default_factory=lambda: {"trace_split": "test"})
     online_updates: bool = True
     max_steps: int | None = Field(default=None, ge=1)
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"evaluation seeds must be distinct, got {seeds}")
-        return seeds
 
 
 class WandbConfig(StrictModel):

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from agents.config import (
     AgentConfig,
+    DistinctSeeds,
     ExperimentConfig,
     StrictModel,
     _expand_presets,
@@ -136,7 +137,7 @@ class SplitPlaceConfig(ReproductionConfig):
     train_steps: int | None = Field(default=None, ge=1)
     agent_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     train_seed: int = 0
-    agent_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    agent_seeds: DistinctSeeds = Field(default_factory=lambda: [0])
     evaluation_overrides: dict[str, Any] = Field(default_factory=lambda: {"trace_split": "test"})
     online_updates: bool = True
     max_steps: int | None = Field(default=None, ge=1)
@@ -153,13 +154,6 @@ class SplitPlaceConfig(ReproductionConfig):
         if len(set(agents)) != len(agents):
             raise ValueError(f"agents must be distinct, got {agents}")
         return agents
-
-    @field_validator("agent_seeds")
-    @classmethod
-    def _distinct_agent_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"agent_seeds must be distinct, got {seeds}")
-        return seeds
 
     @field_validator("agent_settings")
     @classmethod
