@@ -263,7 +263,7 @@ class ActionTable:
         self._key_rows = np.full((self._dimensions, max(self._nvec)), self._mask_size)
         for row, (start, size) in enumerate(zip(self._offsets.tolist(), self._nvec)):
             self._key_rows[row, :size] = np.arange(start, start + size)
-        self._allowed_before = np.zeros(sum(self._nvec) + 1, dtype=np.int32)  # scratch of sample_valid
+        self._offsets_list = self._offsets.tolist()
         self._apps = tuple(self._arrange(plans_by_app[app]) for app in self.apps)
         self._app_index = {app: i for i, app in enumerate(self.apps)}
         self._by_family = {app: table.by_family for app, table in zip(self.apps, self._apps)}
@@ -334,23 +334,23 @@ class ActionTable:
         """A uniformly random action among those ``mask`` (from :meth:`masks`) allows, dimension by dimension
         (a dimension that allows nothing: uniform over all its values).
 
-        Small masks draw one key per entry and take the largest allowed one per dimension; large ones (many
-        nodes) count the allowed entries (one cumulative sum) and look up a uniformly drawn rank per dimension.
+        Small masks draw one key per entry and take the largest allowed one per dimension.  Large ones (many
+        nodes) draw each dimension uniformly over all its values and keep the draws that are allowed; a
+        dimension whose draw is not draws again among its allowed values only (among all if none is), which
+        gives every allowed value the chance ``1/n + (1 - a/n) / a = 1/a`` (``a`` allowed of ``n``).
         """
         if mask.size <= KEYED_SAMPLING_MAX_ENTRIES:
             keys = self._keys[:-1]
             rng.random(out=keys)
             np.add(keys, mask, out=keys)  # allowed values draw from [1, 2), the others from [0, 1): the argmax
             return self._keys.take(self._key_rows).argmax(axis=1)  # is uniform among the allowed ones
-        allowed_before = self._allowed_before  # [0, allowed entries up to each position]
-        np.add.accumulate(np.asarray(mask, dtype=bool).view(np.uint8), dtype=np.int32, out=allowed_before[1:])
-        before = allowed_before.take(self._offsets)
-        counts = allowed_before.take(self._offsets + self._nvec_array) - before
-        ranks = (rng.random(self._dimensions) * counts).astype(np.int32)  # floor(u n): uniform over 0..n-1
-        action = allowed_before.searchsorted(before + ranks + 1) - 1 - self._offsets  # the (rank+1)-th allowed
-        if 0 in counts.tolist():
-            empty = counts == 0
-            action[empty] = (rng.random(int(empty.sum())) * self._nvec_array[empty]).astype(np.int64)
+        action = (rng.random(self._dimensions) * self._nvec_array).astype(np.int64)  # floor(u n): 0..n-1
+        refused = np.flatnonzero(~mask.take(self._offsets + action)).tolist()
+        if refused:
+            offsets, nvec = self._offsets_list, self._nvec
+            for dimension, draw in zip(refused, rng.random(len(refused)).tolist()):
+                allowed = mask[offsets[dimension]: offsets[dimension] + nvec[dimension]].nonzero()[0]
+                action[dimension] = allowed[int(draw * allowed.size)] if allowed.size else int(draw * nvec[dimension])
         return action
 
     def decode(self, action, app: str) -> tuple[SplitPlan | None, tuple[int, ...]]:
