@@ -4,10 +4,11 @@
 
 Trains stable-baselines3 PPO (MlpPolicy, CPU, the same hyper-parameters for
 both) for ``--steps`` environment steps on each environment and prints
-training steps per second (environment steps, including PPO's updates), plus
-the raw environment step rate with random actions for comparison, each per
-wall-clock second and per CPU second of the process (the latter is steadier on
-a shared machine).
+training steps per second (environment steps, including PPO's updates), the
+share of that training time spent in the environment's ``step`` (what a faster
+environment could save at most), and the raw environment step rate with random
+actions for comparison; rates per wall-clock second and per CPU second of the
+process (the latter is steadier on a shared machine).
 """
 
 from __future__ import annotations
@@ -32,12 +33,28 @@ def _rates(steps: int, wall_s: float, cpu_s: float) -> tuple[float, float]:
     return steps / wall_s, steps / cpu_s
 
 
-def ppo_steps_per_s(env: gymnasium.Env, steps: int, seed: int) -> tuple[float, float]:
-    """(per wall-clock second, per CPU second of this process)."""
-    model = PPO("MlpPolicy", env, seed=seed, **PPO_KWARGS)
+class StepTimer(gymnasium.Wrapper):
+    """Adds up the wall-clock seconds spent in the wrapped environment's ``step``."""
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        self.step_s = 0.0
+
+    def step(self, action):
+        start = time.perf_counter()
+        result = self.env.step(action)
+        self.step_s += time.perf_counter() - start
+        return result
+
+
+def ppo_steps_per_s(env: gymnasium.Env, steps: int, seed: int) -> tuple[float, float, float]:
+    """(per wall-clock second, per CPU second of this process, share of the wall-clock time in ``env.step``)."""
+    timed = StepTimer(env)
+    model = PPO("MlpPolicy", timed, seed=seed, **PPO_KWARGS)
     wall, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps)
-    return _rates(model.num_timesteps, time.perf_counter() - wall, time.process_time() - cpu)
+    wall_s = time.perf_counter() - wall
+    return (*_rates(model.num_timesteps, wall_s, time.process_time() - cpu), timed.step_s / wall_s)
 
 
 def random_steps_per_s(env: gymnasium.Env, steps: int, seed: int) -> tuple[float, float]:
@@ -52,7 +69,7 @@ def random_steps_per_s(env: gymnasium.Env, steps: int, seed: int) -> tuple[float
     return _rates(steps, time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def main(argv: list[str] | None = None) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
+def main(argv: list[str] | None = None) -> dict[str, tuple[tuple[float, float, float], tuple[float, float]]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4096, help="PPO training steps per environment")
     parser.add_argument("--scenario", default="splitplace", help="EdgeSplit scenario")
@@ -71,10 +88,11 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[tuple[float, float], 
         env.close()
     print(f"PPO (MlpPolicy, {PPO_KWARGS['n_steps']} steps/rollout, {PPO_KWARGS['n_epochs']} epochs), "
           f"{args.steps} steps, torch threads 1")
-    print("| environment | PPO training steps/s (wall / CPU) | env steps/s, random actions (wall / CPU) |")
-    print("|---|---|---|")
-    for name, ((ppo_wall, ppo_cpu), (env_wall, env_cpu)) in results.items():
-        print(f"| {name} | {ppo_wall:,.0f} / {ppo_cpu:,.0f} | {env_wall:,.0f} / {env_cpu:,.0f} |")
+    print("| environment | PPO training steps/s (wall / CPU) | time in env.step | env steps/s, random actions "
+          "(wall / CPU) |")
+    print("|---|---|---|---|")
+    for name, ((ppo_wall, ppo_cpu, step_share), (env_wall, env_cpu)) in results.items():
+        print(f"| {name} | {ppo_wall:,.0f} / {ppo_cpu:,.0f} | {step_share:.1%} | {env_wall:,.0f} / {env_cpu:,.0f} |")
     return results
 
 
