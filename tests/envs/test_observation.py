@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import chisquare
 
 from envs.dnn.plan import FAMILIES
 from envs.edge_split import EdgeSplitEnv
@@ -76,13 +77,17 @@ def test_random_valid_actions_are_allowed_and_uniform_per_dimension(scenario):
     mask[head: head + nodes] = False
     mask[head + 2] = mask[head + nodes - 1] = True  # slot 0: two nodes
     mask[head + nodes: head + 2 * nodes] = False  # slot 1: nothing allowed -> any node
+    refused = nodes // 3
+    mask[head + 2 * nodes: head + 3 * nodes] = True
+    mask[head + 2 * nodes: head + 2 * nodes + refused] = False  # slot 2: all but the first third
     rng = np.random.default_rng(1)
-    draws = np.array([actions.sample_valid(mask, rng) for _ in range(3000)])
+    draws = np.array([actions.sample_valid(mask, rng) for _ in range(6000)])
     assert set(draws[:, 0]) == {0, 2, 4}
     assert set(draws[:, 2]) == {2, nodes - 1}
-    for column, values in ((0, 3), (2, 2)):
+    assert draws[:, 4].min() == refused and draws[:, 4].max() == nodes - 1
+    for column, allowed in ((0, 3), (2, 2), (4, nodes - refused)):  # uniform over the allowed values
         counts = np.unique(draws[:, column], return_counts=True)[1]
-        assert counts.min() > 0.8 * len(draws) / values
+        assert len(counts) == allowed and chisquare(counts).pvalue > 1e-3
     assert len(set(draws[:, 3])) > min(nodes, 50) // 2  # spread over all nodes
     offsets = np.concatenate(([0], np.cumsum(actions.space.nvec)[:-1]))
     keep = [d for d in range(len(offsets)) if d != 3]
