@@ -10,6 +10,7 @@ import numpy as np
 
 from envs.dnn.plan import FAMILIES, SplitPlan
 from envs.observation import ActionTable, ObservationBuilder
+from envs.render import render_text
 from envs.reward import reward_parts
 from envs.scenarios import DEFAULT_SCENARIO, Scenario, load_scenario
 from envs.sim.engine import ClusterSimulator
@@ -61,16 +62,23 @@ class EdgeSplitEnv(gym.Env):
     Args:
         scenario: a name from ``envs/scenarios`` or a path to a scenario YAML file.
         config: overrides of the scenario's settings (see :mod:`envs.scenarios`).
-
-    There is no rendering (no ``render_mode`` argument).
+        render_mode: None, or ``"ansi"``: :meth:`render` returns a text view of the cluster
+            (:mod:`envs.render`: clock, job counts, the waiting job, the last step's outcomes and the
+            busiest nodes).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # fps: Gymnasium's checker asks for one; text has none
 
-    def __init__(self, scenario: str = DEFAULT_SCENARIO, config: Mapping[str, Any] | None = None):
+    def __init__(self, scenario: str = DEFAULT_SCENARIO, config: Mapping[str, Any] | None = None,
+                 render_mode: str | None = None):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode: {render_mode!r} is not supported; allowed: None or "
+                             f"{self.metadata['render_modes']}")
+        self.render_mode = render_mode
         self.scenario: Scenario = load_scenario(scenario, config)
         self.simulator = ClusterSimulator(self.scenario.simulator, np.random.default_rng(0))
         nodes = self.scenario.simulator.nodes
+        self._device_names = [node.device.name for node in nodes]
         self.actions = ActionTable(self.scenario.plans, len(nodes))
         workload = self.scenario.simulator.workload
         training = workload.training
@@ -126,6 +134,15 @@ class EdgeSplitEnv(gym.Env):
         self._snapshot = None  # taken when asked for: nothing changes until the next step
         observation = self.observations.build(simulator, self._job)
         return observation, parts.total, False, self._job is None, self._info(parts, rejected)
+
+    def render(self) -> str | None:
+        """With ``render_mode="ansi"``: the cluster now as text (:func:`envs.render.render_text`); else None."""
+        if self.render_mode is None:
+            gym.logger.warn("render() was called without a render_mode; make the env with render_mode='ansi'")
+            return None
+        simulator = self.simulator
+        return render_text(self.scenario.name, self._device_names, self.snapshot, simulator.counters,
+                           simulator.energy_j, self._job, self._outcomes)
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask for the waiting job: families, then variants, then nodes per fragment slot."""
