@@ -10,7 +10,8 @@ bar, a checkpoint every ``train.checkpoint_every_steps`` and at the end
 (``<output_dir>/<label>/checkpoints``), and an evaluation of the checkpoint on
 validation seeds every ``train.eval_every_steps``.  ``--resume``
 continues from the newest checkpoint.  Each agent's run logs its config,
-per-episode metrics and reward parts to W&B (offline by default).
+per-episode metrics and reward parts, and the training steps per second so far, to W&B (offline by
+default).
 Overrides use the config's dotted keys, e.g. ``agents.0.train_steps=500``;
 under a W&B sweep agent, ``${args_no_hyphens}`` passes them in this form.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,10 +45,13 @@ INFO_JOB_COUNTS = ("jobs_finished", "jobs_failed", "jobs_met_deadline", "jobs_in
 
 
 class EpisodeLogger:
-    """Sums one training episode from the step infos and logs it when the episode ends."""
+    """Sums one training episode from the step infos and logs it when the episode ends, with the training
+    throughput so far (``steps_per_s``: steps since this logger started per wall-clock second, checkpoints and
+    validations included)."""
 
     def __init__(self, run, progress: tqdm):
         self.run, self.progress = run, progress
+        self._first_step, self._started_s = progress.n, time.perf_counter()
         self._clear()
 
     def _clear(self) -> None:
@@ -65,7 +70,8 @@ class EpisodeLogger:
     def _log(self, step: int) -> None:
         jobs = self.sums["jobs_finished"] + self.sums["jobs_failed"]
         metrics = {"episode_reward": self.sums["reward"], "episode_steps": self.steps,
-                   "jobs": jobs, **{key: self.sums[key] for key in INFO_REWARD_PARTS}}
+                   "jobs": jobs, **{key: self.sums[key] for key in INFO_REWARD_PARTS},
+                   "steps_per_s": (step - self._first_step) / max(time.perf_counter() - self._started_s, 1e-9)}
         if jobs:
             metrics["average_reward"] = self.sums["reward"] / jobs
             metrics["violation_rate"] = 1.0 - self.sums["jobs_met_deadline"] / jobs

@@ -62,5 +62,7 @@ def test_train_resume_evaluate_and_log_offline(tmp_path, monkeypatch, capsys):
     trained = [run for run in runs if any("train/average_reward" in row for row in run.history)]
     assert len(trained) == 2
     assert all(any("train/reward_sla" in row for row in run.history) for run in trained)
+    episode_rows = [row for run in trained for row in run.history if "train/average_reward" in row]
+    assert all(row["train/steps_per_s"] > 0 for row in episode_rows)
     assert any(any("validation/average_reward" in row for row in run.history) for run in trained)
     assert sum("evaluation/eg/average_reward" in run.summary for run in runs) == 1
