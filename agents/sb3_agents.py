@@ -6,10 +6,16 @@ arguments from the config.  ``MaskablePPO`` receives the env's
 ``action_masks()`` while training (sb3-contrib reads them itself) and when
 predicting.  An algorithm that does not support the env's action space (e.g.
 DQN on ``MultiDiscrete``) is refused with an error naming both.
+
+Training and prediction run with torch.distributions' argument checks off (only within those
+calls; the same numbers): SB3 builds one Categorical per action dimension at every step, and
+checking their arguments made PPO on ``splitplace`` about 20 % slower.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,7 @@ import sb3_contrib
 import stable_baselines3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from torch.distributions import Distribution
 
 from agents.protocol import Agent, StepCallback
 
@@ -48,6 +55,17 @@ def algorithm_class(name: str) -> type[BaseAlgorithm]:
 def default_policy(observation_space: gymnasium.Space) -> str:
     """``MultiInputPolicy`` for dict observations, ``MlpPolicy`` otherwise."""
     return "MultiInputPolicy" if isinstance(observation_space, gymnasium.spaces.Dict) else "MlpPolicy"
+
+
+@contextlib.contextmanager
+def _unchecked_distributions() -> Iterator[None]:
+    """torch distributions made inside the block skip their argument checks; the default is restored after."""
+    previous = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(previous)
 
 
 class _StepBridge(BaseCallback):
@@ -91,7 +109,8 @@ class SB3Agent(Agent):
 
     def predict(self, observation: Any, env) -> np.ndarray:
         extra = {"action_masks": env.unwrapped.action_masks()} if self.uses_masks else {}
-        action, _ = self.model.predict(observation, deterministic=self.deterministic, **extra)
+        with _unchecked_distributions():
+            action, _ = self.model.predict(observation, deterministic=self.deterministic, **extra)
         return action
 
     def learn(self, env, total_steps: int, seed: int = 0, callback: StepCallback | None = None,
@@ -100,11 +119,12 @@ class SB3Agent(Agent):
             self.model.set_env(env)
         if start_step == 0:
             self.model.set_random_seed(seed)
-        self.model.learn(
-            total_timesteps=total_steps - start_step,
-            callback=_StepBridge(callback) if callback is not None else None,
-            reset_num_timesteps=start_step == 0,
-        )
+        with _unchecked_distributions():
+            self.model.learn(
+                total_timesteps=total_steps - start_step,
+                callback=_StepBridge(callback) if callback is not None else None,
+                reset_num_timesteps=start_step == 0,
+            )
         return self.model.num_timesteps
 
     def save(self, folder: str | Path) -> None:

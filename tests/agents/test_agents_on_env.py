@@ -115,3 +115,17 @@ def test_decision_input_is_zeroed_only_in_the_ablation(short_env):
 def test_sb3_algorithm_that_does_not_fit_the_action_space_is_named(short_env):
     with pytest.raises(ValueError, match="DQN.*MultiDiscrete"):
         _build("sb3", short_env, {"algorithm": "DQN"})
+
+
+def test_sb3_agents_skip_distribution_checks_only_while_they_train_and_predict(short_env):
+    from torch.distributions import Distribution
+
+    agent = _build("ppo", short_env)
+    default = Distribution._validate_args
+    during = []
+    agent.learn(short_env, 40, callback=lambda *_: during.append(Distribution._validate_args))
+    assert during and not any(during)  # off inside SB3's training loop
+    assert Distribution._validate_args == default  # and back afterwards
+    observation, _ = short_env.reset(seed=0)
+    assert short_env.action_space.contains(agent.predict(observation, short_env))
+    assert Distribution._validate_args == default
