@@ -10,7 +10,7 @@ import numpy as np
 
 from envs.dnn.plan import FAMILIES, SplitPlan
 from envs.observation import ActionTable, ObservationBuilder
-from envs.render import render_text
+from envs.render import render_image, render_text
 from envs.reward import reward_parts
 from envs.scenarios import DEFAULT_SCENARIO, Scenario, load_scenario
 from envs.sim.engine import ClusterSimulator
@@ -62,12 +62,12 @@ class EdgeSplitEnv(gym.Env):
     Args:
         scenario: a name from ``envs/scenarios`` or a path to a scenario YAML file.
         config: overrides of the scenario's settings (see :mod:`envs.scenarios`).
-        render_mode: None, or ``"ansi"``: :meth:`render` returns a text view of the cluster
-            (:mod:`envs.render`: clock, job counts, the waiting job, the last step's outcomes and the
-            busiest nodes).
+        render_mode: None; ``"ansi"``: :meth:`render` returns a text view of the cluster (clock, job
+            counts, the waiting job, the last step's outcomes and the busiest nodes); ``"rgb_array"``:
+            an image of the busiest nodes' queues and link backlogs (:mod:`envs.render`).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # fps: Gymnasium's checker asks for one; text has none
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # fps: for video recorders
 
     def __init__(self, scenario: str = DEFAULT_SCENARIO, config: Mapping[str, Any] | None = None,
                  render_mode: str | None = None):
@@ -135,12 +135,16 @@ class EdgeSplitEnv(gym.Env):
         observation = self.observations.build(simulator, self._job)
         return observation, parts.total, False, self._job is None, self._info(parts, rejected)
 
-    def render(self) -> str | None:
-        """With ``render_mode="ansi"``: the cluster now as text (:func:`envs.render.render_text`); else None."""
+    def render(self) -> str | np.ndarray | None:
+        """The cluster now: text (``"ansi"``, :func:`envs.render.render_text`), an RGB array (``"rgb_array"``,
+        :func:`envs.render.render_image`), or None without a render mode."""
         if self.render_mode is None:
-            gym.logger.warn("render() was called without a render_mode; make the env with render_mode='ansi'")
+            gym.logger.warn("render() was called without a render_mode; make the env with render_mode='ansi' "
+                            "or 'rgb_array'")
             return None
         simulator = self.simulator
+        if self.render_mode == "rgb_array":
+            return render_image(self.scenario.name, self.snapshot, simulator.counters)
         return render_text(self.scenario.name, self._device_names, self.snapshot, simulator.counters,
                            simulator.energy_j, self._job, self._outcomes)
 

@@ -1,4 +1,5 @@
-"""render_mode="ansi": the text view matches the env's counters, waiting job and busiest nodes."""
+"""render modes: the text view matches the env's counters, waiting job and busiest nodes; the image is an RGB
+frame of the documented size that follows the state."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from envs.edge_split import EdgeSplitEnv
-from envs.render import NODE_ROWS, busiest_nodes
+from envs.render import IMAGE_SIZE_PX, NODE_ROWS, busiest_nodes
 
 
-def _stepped(scenario: str, steps: int) -> tuple[EdgeSplitEnv, dict]:
-    env = EdgeSplitEnv(scenario, render_mode="ansi")
+def _stepped(scenario: str, steps: int, render_mode: str = "ansi") -> tuple[EdgeSplitEnv, dict]:
+    env = EdgeSplitEnv(scenario, render_mode=render_mode)
     env.reset(seed=3)
     rng = np.random.default_rng(3)
     info = {}
@@ -44,14 +45,27 @@ def test_text_view_shows_counters_waiting_job_and_busiest_nodes(scenario, steps)
     assert (f"of {env.actions.node_count} nodes" in lines[-1]) == (env.actions.node_count > NODE_ROWS)
 
 
+def test_image_is_an_rgb_frame_that_follows_the_state():
+    env, _ = _stepped("mdi-jetson", 5, render_mode="rgb_array")
+    first = env.render()
+    width, height = IMAGE_SIZE_PX
+    assert first.shape == (height, width, 3) and first.dtype == np.uint8
+    assert len(np.unique(first.reshape(-1, 3), axis=0)) > 10  # bars, text and axes, not a blank frame
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        env.step(env.actions.sample_valid(env.action_masks(), rng))
+    assert not np.array_equal(env.render(), first)
+
+
 def test_render_modes():
-    with pytest.raises(ValueError, match="render_mode.*'human'.*allowed.*ansi"):
+    with pytest.raises(ValueError, match="render_mode.*'human'.*allowed.*ansi.*rgb_array"):
         EdgeSplitEnv("splitplace", render_mode="human")
     env = EdgeSplitEnv("splitplace")
     env.reset(seed=0)
     with pytest.warns(UserWarning, match="render_mode"):
         assert env.render() is None
+    for mode in ("ansi", "rgb_array"):
+        check_env(gymnasium.make("EdgeSplit-v0", scenario="mdi-jetson", render_mode=mode).unwrapped)
     made = gymnasium.make("EdgeSplit-v0", scenario="mdi-jetson", render_mode="ansi")
-    check_env(made.unwrapped)  # includes Gymnasium's render checks for the declared modes
     made.reset(seed=0)
     assert made.render().startswith("EdgeSplit mdi-jetson  t=")
