@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from envs.dnn.profile_io import profile_roots
+
 ACCURACY_DIR = Path(__file__).resolve().parents[1] / "profiles" / "accuracy"
 """Where the shipped accuracy profiles live."""
 
@@ -102,15 +104,18 @@ class AccuracyProfile:
 
 
 def list_accuracy_profiles() -> list[str]:
-    """Names of the shipped accuracy profiles."""
-    return sorted(path.stem for path in ACCURACY_DIR.glob("*.json"))
+    """Names of the accuracy profiles in every folder of :func:`~envs.dnn.profile_io.profile_roots`."""
+    return sorted({path.stem for root in profile_roots() for path in (root / "accuracy").glob("*.json")})
 
 
 def load_accuracy(model: str) -> AccuracyProfile:
-    """The shipped accuracy profile of base profile ``model``."""
-    path = ACCURACY_DIR / f"{model}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no accuracy profile for model {model!r}; shipped: {list_accuracy_profiles()}")
+    """The accuracy profile of base profile ``model``: ``accuracy/<model>.json`` in the first folder of
+    :func:`~envs.dnn.profile_io.profile_roots` that has one (your folders, then the shipped one)."""
+    paths = [root / "accuracy" / f"{model}.json" for root in profile_roots()]
+    path = next((candidate for candidate in paths if candidate.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"no accuracy profile for model {model!r} (looked for {[str(p) for p in paths]}); "
+                                f"available: {list_accuracy_profiles()}")
     profile = read_accuracy(path)
     if profile.model != model:
         raise AccuracyProfileError(f"{path.name}: model is {profile.model!r}, expected {model!r}")

@@ -9,11 +9,19 @@ File layout (``schema_version`` 1)::
 
 Shipped profiles live in ``envs/profiles/models/<name>.json``; see
 ``docs/profiling.md`` for what each attribute means.
+
+Your own models: put their profiles in ``<folder>/models/<name>.json`` (and their accuracy
+profiles in ``<folder>/accuracy/<name>.json``, :mod:`envs.dnn.accuracy`) and list the folder in the
+environment variable ``EDGESPLIT_PROFILE_PATH`` (several separated by ``os.pathsep``).  Lookups by
+name without a directory search those folders first, then the shipped ones, so scenarios, agents
+and subprocess workers all see them.  Set it before the first environment is made: plans and costs
+of a model are cached by name.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import networkx as nx
@@ -23,6 +31,20 @@ SCHEMA_VERSION = 1
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles" / "models"
 """Directory of the shipped model profiles."""
+
+PROFILE_PATH_VARIABLE = "EDGESPLIT_PROFILE_PATH"
+"""Environment variable: folders (``os.pathsep``-separated) with ``models/`` and ``accuracy/`` of your own."""
+
+
+def profile_roots() -> list[Path]:
+    """Folders searched for profiles by name, in order: those of ``EDGESPLIT_PROFILE_PATH``, then the shipped
+    ``envs/profiles``.  A listed folder that does not exist is an error naming it."""
+    roots = [Path(entry) for entry in os.environ.get(PROFILE_PATH_VARIABLE, "").split(os.pathsep) if entry]
+    missing = [str(root) for root in roots if not root.is_dir()]
+    if missing:
+        raise ValueError(f"{PROFILE_PATH_VARIABLE}: {missing} is not a folder (each entry needs models/ and, for "
+                         f"use in a scenario, accuracy/)")
+    return roots + [PROFILE_DIR.parent]
 
 
 def save_profile(graph: nx.DiGraph, path: str | Path) -> Path:
@@ -55,14 +77,17 @@ def read_profile(path: str | Path) -> nx.DiGraph:
     return graph
 
 
-def list_profiles(directory: str | Path = PROFILE_DIR) -> list[str]:
-    """Names of the profiles in ``directory`` (default: the shipped ones), sorted."""
-    return sorted(path.stem for path in Path(directory).glob("*.json"))
+def list_profiles(directory: str | Path | None = None) -> list[str]:
+    """Names of the profiles in ``directory`` (default: every folder of :func:`profile_roots`), sorted."""
+    folders = [Path(directory)] if directory is not None else [root / "models" for root in profile_roots()]
+    return sorted({path.stem for folder in folders for path in folder.glob("*.json")})
 
 
-def load_profile(name: str, directory: str | Path = PROFILE_DIR) -> nx.DiGraph:
-    """The profile called ``name`` from ``directory`` (default: the shipped profiles)."""
-    available = list_profiles(directory)
-    if name not in available:
-        raise ValueError(f"unknown profile {name!r} in {directory}; available: {available}")
-    return read_profile(Path(directory) / f"{name}.json")
+def load_profile(name: str, directory: str | Path | None = None) -> nx.DiGraph:
+    """The profile called ``name`` from ``directory`` (default: the first of :func:`profile_roots` that has it)."""
+    folders = [Path(directory)] if directory is not None else [root / "models" for root in profile_roots()]
+    for folder in folders:
+        if (folder / f"{name}.json").is_file():
+            return read_profile(folder / f"{name}.json")
+    raise ValueError(f"unknown profile {name!r} in {[str(folder) for folder in folders]}; available: "
+                     f"{list_profiles(directory)}")
