@@ -41,8 +41,8 @@ def render_text(scenario_name: str, device_names: Sequence[str], snapshot: Clust
         lines.append("waiting: no job (episode over)")
     else:
         kind = f", training x{job.iterations} mini-batches" if job.training else ""
-        lines.append(f"waiting: job {job.job_id}, app {job.app}, {job.items} items{kind}, deadline {job.deadline_s:.1f} s,"
-                     f" origin node {job.origin}")
+        lines.append(f"waiting: job {job.job_id}, app {job.app}, {job.items} items{kind}, "
+                     f"deadline {job.deadline_s:.1f} s, origin node {job.origin}")
     met = sum(outcome.met_deadline for outcome in outcomes)
     failed = sum(not outcome.finished for outcome in outcomes)
     lines.append(f"last step: {len(outcomes)} resolved, {met} met the deadline, {failed} failed")
