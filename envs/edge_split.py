@@ -78,7 +78,6 @@ class EdgeSplitEnv(gym.Env):
         self.scenario: Scenario = load_scenario(scenario, config)
         self.simulator = ClusterSimulator(self.scenario.simulator, np.random.default_rng(0))
         nodes = self.scenario.simulator.nodes
-        self._device_names = [node.device.name for node in nodes]
         self.actions = ActionTable(self.scenario.plans, len(nodes))
         workload = self.scenario.simulator.workload
         training = workload.training
@@ -145,7 +144,8 @@ class EdgeSplitEnv(gym.Env):
         simulator = self.simulator
         if self.render_mode == "rgb_array":
             return render_image(self.scenario.name, self.snapshot, simulator.counters)
-        return render_text(self.scenario.name, self._device_names, self.snapshot, simulator.counters,
+        device_names = [node.device.name for node in self.scenario.simulator.nodes]
+        return render_text(self.scenario.name, device_names, self.snapshot, simulator.counters,
                            simulator.energy_j, self._job, self._outcomes)
 
     def action_masks(self) -> np.ndarray:

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from envs.dnn.profile_io import profile_roots
+from envs.dnn.profile_io import SHIPPED_PROFILE_ROOT, profile_roots
 
-ACCURACY_DIR = Path(__file__).resolve().parents[1] / "profiles" / "accuracy"
+ACCURACY_DIR = SHIPPED_PROFILE_ROOT / "accuracy"
 """Where the shipped accuracy profiles live."""
 
 SCHEMA_VERSION = 1

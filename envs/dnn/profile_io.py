@@ -29,7 +29,10 @@ import networkx as nx
 SCHEMA_VERSION = 1
 """Version of the file layout and of the attribute set; bumped on any incompatible change."""
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles" / "models"
+SHIPPED_PROFILE_ROOT = Path(__file__).resolve().parent.parent / "profiles"
+"""The shipped profile folder: ``models/`` (layer graphs) and ``accuracy/`` (accuracy profiles)."""
+
+PROFILE_DIR = SHIPPED_PROFILE_ROOT / "models"
 """Directory of the shipped model profiles."""
 
 PROFILE_PATH_VARIABLE = "EDGESPLIT_PROFILE_PATH"
@@ -44,7 +47,7 @@ def profile_roots() -> list[Path]:
     if missing:
         raise ValueError(f"{PROFILE_PATH_VARIABLE}: {missing} is not a folder (each entry needs models/ and, for "
                          f"use in a scenario, accuracy/)")
-    return roots + [PROFILE_DIR.parent]
+    return roots + [SHIPPED_PROFILE_ROOT]
 
 
 def save_profile(graph: nx.DiGraph, path: str | Path) -> Path:
