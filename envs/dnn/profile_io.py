@@ -80,15 +80,20 @@ def read_profile(path: str | Path) -> nx.DiGraph:
     return graph
 
 
+def _model_folders(directory: str | Path | None) -> list[Path]:
+    """``directory`` alone, or (None) the ``models/`` folder of every :func:`profile_roots` entry, in order."""
+    return [Path(directory)] if directory is not None else [root / "models" for root in profile_roots()]
+
+
 def list_profiles(directory: str | Path | None = None) -> list[str]:
     """Names of the profiles in ``directory`` (default: every folder of :func:`profile_roots`), sorted."""
-    folders = [Path(directory)] if directory is not None else [root / "models" for root in profile_roots()]
+    folders = _model_folders(directory)
     return sorted({path.stem for folder in folders for path in folder.glob("*.json")})
 
 
 def load_profile(name: str, directory: str | Path | None = None) -> nx.DiGraph:
     """The profile called ``name`` from ``directory`` (default: the first of :func:`profile_roots` that has it)."""
-    folders = [Path(directory)] if directory is not None else [root / "models" for root in profile_roots()]
+    folders = _model_folders(directory)
     for folder in folders:
         if (folder / f"{name}.json").is_file():
             return read_profile(folder / f"{name}.json")
