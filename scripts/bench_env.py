@@ -11,7 +11,9 @@ The machine may be shared with other jobs, so the rates are measured in rounds
 that interleave a chunk of CartPole steps with a chunk of scenario steps; each
 round gives a ratio, and the median ratio over the rounds is reported (absolute
 rates move with the load, the ratios much less).  Then the traced memory
-(tracemalloc) of one long ``splitplace`` episode at its start and its end.
+(tracemalloc) of one long ``splitplace`` episode at its start and its end.  The
+Python, numpy and gymnasium versions come first: CartPole's speed, hence every
+ratio, moves with them.
 
     python scripts/bench_env.py                       # every scenario
     python scripts/bench_env.py --scenarios splitplace large --rounds 20 --memory-steps 0
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import time
 import tracemalloc
@@ -144,6 +147,11 @@ def bench_memory(steps: int, seed: int, window: int) -> dict[str, float]:
     }
 
 
+def versions() -> dict[str, str]:
+    """Python, numpy and gymnasium versions: CartPole's own speed moves with them (so do the ratios)."""
+    return {"python": platform.python_version(), "numpy": np.__version__, "gymnasium": gym.__version__}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", nargs="+", default=list_scenarios(), choices=list_scenarios())
@@ -157,9 +165,10 @@ def main() -> None:
     args = parser.parse_args()
     register_envs()
 
+    print(", ".join(f"{name} {version}" for name, version in versions().items()))
     print(f"{'scenario':12s} {'nodes':>6s} {'CartPole/s':>10s} {'loop/s':>9s} {'x CartPole':>10s} {'step/s':>9s} "
           f"{'x CartPole':>10s} {'violations':>10s}")
-    results = {"rounds": args.rounds, "steps_per_chunk": args.steps, "scenarios": {}}
+    results = {"versions": versions(), "rounds": args.rounds, "steps_per_chunk": args.steps, "scenarios": {}}
     for scenario in args.scenarios:
         figures = bench_scenario(scenario, args.rounds, args.steps, args.seed)
         results["scenarios"][scenario] = figures
