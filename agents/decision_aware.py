@@ -119,14 +119,18 @@ class PlacementNetwork(nn.Module):
     def forward(self, nodes: torch.Tensor, slots: torch.Tensor, context: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """nodes (B, S, N, Fn) per slot, slots (B, S, Fs), context (B, C) -> logits (B, S, N), value (B,)."""
+        pooled = torch.cat([nodes[:, 0].mean(dim=1), slots.mean(dim=1), context], dim=-1)
+        return self.scores(nodes, slots, context), self.value(pooled).squeeze(-1)
+
+    def scores(self, nodes: torch.Tensor, slots: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """The logits of :meth:`forward` alone (acting needs no value)."""
         batch, slot_count, node_count = nodes.shape[:3]
         pairs = torch.cat([
             nodes,
             slots[:, :, None].expand(batch, slot_count, node_count, slots.shape[2]),
             context[:, None, None].expand(batch, slot_count, node_count, context.shape[1]),
         ], dim=-1)
-        pooled = torch.cat([nodes[:, 0].mean(dim=1), slots.mean(dim=1), context], dim=-1)
-        return self.score(pairs).squeeze(-1), self.value(pooled).squeeze(-1)
+        return self.score(pairs).squeeze(-1)
 
 
 @dataclass
@@ -142,10 +146,22 @@ class _Decision:
     deadline_s: float  # the job's deadline, seconds after arrival
 
 
+def _masked_logits(logits: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
+    """``logits`` with the refused nodes at -1e9 (probability 0)."""
+    return logits.masked_fill(~node_mask, -1e9)
+
+
 def _masked_distribution(logits: torch.Tensor, node_mask: torch.Tensor) -> torch.distributions.Categorical:
     """Categorical over the allowed nodes; without torch's argument checks (the same numbers, 13 % faster
     training: the logits are finite by construction)."""
-    return torch.distributions.Categorical(logits=logits.masked_fill(~node_mask, -1e9), validate_args=False)
+    return torch.distributions.Categorical(logits=_masked_logits(logits, node_mask), validate_args=False)
+
+
+def _masked_probabilities(logits: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
+    """``_masked_distribution(logits, node_mask).probs`` computed as Categorical does (normalised logits, then
+    softmax: the same numbers) without building the distribution."""
+    masked = _masked_logits(logits, node_mask)
+    return torch.softmax(masked - masked.logsumexp(dim=-1, keepdim=True), dim=-1)
 
 
 class DecisionAwarePlacement(Placement):
@@ -255,12 +271,12 @@ class DecisionAwarePlacement(Placement):
 
     def _choose(self, nodes: np.ndarray, slot: np.ndarray, context: np.ndarray, node_mask: np.ndarray) -> int:
         """The node of one slot: sampled from (or, greedy, the mode of) the masked softmax of its scores."""
-        with torch.no_grad():
+        with torch.inference_mode():
             node_tensor = torch.from_numpy(nodes)
-            logits, _ = self.network(node_tensor[None, None], torch.from_numpy(slot)[None, None],
-                                     torch.from_numpy(context)[None])
-            probabilities = _masked_distribution(self._with_prior(logits[0, 0], node_tensor),
-                                                 torch.from_numpy(node_mask)).probs
+            logits = self.network.scores(node_tensor[None, None], torch.from_numpy(slot)[None, None],
+                                         torch.from_numpy(context)[None])
+            probabilities = _masked_probabilities(self._with_prior(logits[0, 0], node_tensor),
+                                                  torch.from_numpy(node_mask))
             if self.greedy:
                 return int(probabilities.argmax())
             return int(torch.multinomial(probabilities, 1, generator=self.generator))

@@ -9,8 +9,17 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
-from agents.decision_aware import DecisionAwarePlacement, finish_ratio, placement_signal, standardise_across_nodes
+from agents.decision_aware import (
+    DecisionAwarePlacement,
+    PlacementNetwork,
+    _masked_distribution,
+    _masked_probabilities,
+    finish_ratio,
+    placement_signal,
+    standardise_across_nodes,
+)
 from agents.env_access import EnvView, JobOutcomes
 from envs.dnn.plan import ORIGIN, Fragment, SplitPlan, Transfer
 from envs.sim.types import ClusterSnapshot
@@ -138,3 +147,18 @@ def test_finish_prior_starts_near_the_earliest_finish_node(finish_prior, low, hi
     view = _TwoNodeView(np.random.default_rng(0), snapshot_queue_s=(30.0, 0.0))
     placement = DecisionAwarePlacement(view, hidden_units=16, finish_prior=finish_prior, seed=0)
     assert low < _probability_of_idle_node(placement, view) <= high
+
+
+def test_acting_computes_the_same_probabilities_as_training():
+    """Acting takes the scores without the value head and the softmax without a Categorical: the numbers
+    must be those the update's distribution gives, bit for bit (else trained agents would act differently)."""
+    torch.manual_seed(0)
+    network = PlacementNetwork(node_size=5, slot_size=4, context_size=3, hidden_units=16)
+    nodes, slots, context = torch.randn(2, 3, 7, 5), torch.randn(2, 3, 4), torch.randn(2, 3)
+    logits, _ = network(nodes, slots, context)
+    assert torch.equal(network.scores(nodes, slots, context), logits)
+    node_mask = torch.rand(2, 3, 7) < 0.6
+    node_mask[..., 0] = True
+    probabilities = _masked_probabilities(logits, node_mask)
+    assert torch.equal(probabilities, _masked_distribution(logits, node_mask).probs)
+    assert torch.all(probabilities[~node_mask] == 0.0)
