@@ -164,11 +164,11 @@ class ExperimentConfig(StrictModel):
         return Path(self.output_dir or f"runs/{self.name}")
 
     def agent(self, label: str) -> AgentConfig:
-        """The agent with this label; KeyError naming the labels there are."""
+        """The agent with this label; ConfigError naming the labels there are."""
         for agent in self.agents:
             if agent.label == label:
                 return agent
-        raise KeyError(f"no agent labelled {label!r}; labels: {[a.label for a in self.agents]}")
+        raise ConfigError(f"no agent labelled {label!r}; labels: {[a.label for a in self.agents]}")
 
 
 class ConfigError(ValueError):
@@ -243,9 +243,14 @@ def config_from_dict(tree: dict[str, Any], overrides: list[str] = (), source: st
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read a YAML experiment config, apply overrides, validate."""
-    with open(path, encoding="utf-8") as handle:
-        tree = yaml.safe_load(handle) or {}
+    """Read a YAML experiment config, apply overrides, validate (ConfigError for a missing or malformed file)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {path} is not valid YAML: {error}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config {path} must be a mapping at the top level, got {type(tree).__name__}")
     return config_from_dict(tree, overrides, source=str(path))

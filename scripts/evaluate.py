@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 from agents import wandb_logging  # noqa: E402
-from agents.config import load_config  # noqa: E402
+from agents.config import ConfigError, load_config  # noqa: E402
 from agents.evaluation import (  # noqa: E402
     episode_rows,
     evaluate_agent,
@@ -53,13 +53,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--output", default=None, help="folder of the tables (default: the output dir)")
     parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides)
+    try:  # a bad file, override or label stops here, before any evaluation
+        config = load_config(args.config, args.overrides)
+        agents = [config.agent(label) for label in args.agent] if args.agent else config.agents
+    except ConfigError as error:
+        parser.error(str(error))
     torch.set_num_threads(config.torch_threads)
     evaluation = config.evaluation
-    labels = args.agent or [agent.label for agent in config.agents]
     results = {}
-    for label in labels:
-        agent_config = config.agent(label)
+    for agent_config in agents:
+        label = agent_config.label
         print(f"[{label}] evaluating on seeds {evaluation.seeds}")
         results[label] = evaluate_agent(config, agent_config, _checkpoint(config, agent_config), evaluation.seeds,
                                         evaluation.scenario_overrides, evaluation.online_updates,

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from agents import wandb_logging  # noqa: E402
-from agents.config import AgentConfig, ExperimentConfig, dump_config, load_config  # noqa: E402
+from agents.config import AgentConfig, ConfigError, ExperimentConfig, dump_config, load_config  # noqa: E402
 from agents.evaluation import (  # noqa: E402
     evaluate_agent,
     latest_checkpoint,
@@ -124,15 +124,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoints")
     parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides)
+    try:  # a bad file, override or label stops here, before anything is written
+        config = load_config(args.config, args.overrides)
+        agents = ([config.agent(label) for label in args.agent] if args.agent
+                  else [agent for agent in config.agents if agent.train_steps > 0])
+    except ConfigError as error:
+        parser.error(str(error))
     torch.set_num_threads(config.torch_threads)
     if os.environ.get("WANDB_SWEEP_ID") and config.output_dir is None:
         config.output_dir = str(config.run_dir / f"sweep-{os.environ['WANDB_SWEEP_ID']}-{os.getpid()}")
-    labels = args.agent or [agent.label for agent in config.agents if agent.train_steps > 0]
     dump_config(config, config.run_dir / "config.yaml")
-    for label in labels:
-        folder = train_agent(config, config.agent(label), args.resume)
-        print(f"[{label}] final checkpoint: {folder}")
+    for agent_config in agents:
+        folder = train_agent(config, agent_config, args.resume)
+        print(f"[{agent_config.label}] final checkpoint: {folder}")
 
 
 if __name__ == "__main__":

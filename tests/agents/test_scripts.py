@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -66,3 +68,21 @@ def test_train_resume_evaluate_and_log_offline(tmp_path, monkeypatch, capsys):
     assert all(row["train/steps_per_s"] > 0 for row in episode_rows)
     assert any(any("validation/average_reward" in row for row in run.history) for run in trained)
     assert sum("evaluation/eg/average_reward" in run.summary for run in runs) == 1
+
+
+@pytest.mark.parametrize("script", [train, evaluate])
+@pytest.mark.parametrize("make_arguments, message", [
+    (lambda config: ["--config", str(config), "--agent", "nosuch"], "no agent labelled 'nosuch'"),
+    (lambda config: ["--config", str(config), "train.seed=minus_one"], r"train\.seed"),
+    (lambda config: ["--config", str(config.with_name("missing.yaml"))], "missing.yaml not found"),
+])
+def test_scripts_refuse_bad_input_with_a_usage_error_before_writing(script, make_arguments, message, tmp_path,
+                                                                    capsys):
+    """A missing config, a bad override or an unknown --agent label: exit status 2 and a one-line error
+    naming it (argparse's), nothing written to the output folder."""
+    config = _experiment(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        script.main(make_arguments(config))
+    assert stopped.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
