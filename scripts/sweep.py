@@ -31,6 +31,33 @@ DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 """W&B's default sweep command."""
 
 
+LOCAL_METHODS = ("grid", "random")
+"""Sweep methods run here (W&B's ``bayes`` needs its agent)."""
+
+
+def load_sweep(path: str) -> dict:
+    """The sweep file as a dict; ValueError naming what is missing or malformed."""
+    try:
+        sweep = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"sweep file {path} not found") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"sweep file {path} is not valid YAML: {error}") from None
+    if not isinstance(sweep, dict):
+        raise ValueError(f"sweep file {path} must be a mapping at the top level")
+    for key in ("program", "parameters"):
+        if key not in sweep:
+            raise ValueError(f"sweep file {path} needs a {key!r} entry")
+    parameters = sweep["parameters"]
+    if not isinstance(parameters, dict) or not all(isinstance(spec, dict) for spec in parameters.values()):
+        raise ValueError(f"sweep file {path}: 'parameters' must map each name to a mapping (value, values, ...)")
+    method = sweep.get("method", "grid")
+    if method not in LOCAL_METHODS:
+        raise ValueError(f"method {method!r} is not run locally; allowed: {', '.join(LOCAL_METHODS)} "
+                         f"(use W&B's agent for bayes)")
+    return sweep
+
+
 def grid(parameters: dict) -> list[dict]:
     """Every combination of the parameters' ``value``/``values``."""
     names, choices = [], []
@@ -51,6 +78,8 @@ def _draw(name: str, spec: dict, rng: np.random.Generator):
     if "value" in spec:
         return spec["value"]
     distribution = spec.get("distribution", "uniform")
+    if "min" not in spec or "max" not in spec:
+        raise ValueError(f"parameter {name!r}: give 'values', 'value', or 'min' and 'max', got {sorted(spec)}")
     low, high = spec["min"], spec["max"]
     if distribution == "uniform":
         return float(rng.uniform(low, high))
@@ -88,14 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="folder of run outputs and logs (default runs/sweeps/<name>)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
-    sweep = yaml.safe_load(Path(args.sweep).read_text(encoding="utf-8"))
-    method = sweep.get("method", "grid")
-    if method == "grid":
-        combinations = grid(sweep["parameters"])[: args.count]
-    elif method == "random":
-        combinations = random_draws(sweep["parameters"], args.count or 10, args.seed)
-    else:
-        raise ValueError(f"method {method!r} is not run locally; allowed: grid, random (use W&B's agent for bayes)")
+    try:
+        sweep = load_sweep(args.sweep)
+        if sweep.get("method", "grid") == "grid":
+            combinations = grid(sweep["parameters"])[: args.count]
+        else:
+            combinations = random_draws(sweep["parameters"], args.count or 10, args.seed)
+    except ValueError as error:
+        parser.error(str(error))
     output = Path(args.output or f"runs/sweeps/{sweep.get('name', Path(args.sweep).stem)}")
     commands = [command_line(sweep, values, [f"output_dir={output / f'run-{i}'}"])
                 for i, values in enumerate(combinations)]

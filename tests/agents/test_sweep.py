@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
@@ -31,3 +34,22 @@ def test_command_macros_expand_like_wandb():
     assert command == [sys.executable, "scripts/train.py", "--config", "c.yaml", "train.seed=2", "output_dir=o"]
     default = sweep.command_line({"program": "p.py"}, {"x": 1}, [])
     assert default == [sys.executable, "p.py", "--x=1"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found"),
+    ("program: x\nparameters: [1, 2\n", "not valid YAML"),
+    ("parameters: {a: {values: [1]}}\n", "needs a 'program'"),
+    ("program: x\nparameters: {a: 3}\n", "'parameters' must map"),
+    ("program: x\nmethod: bayes\nparameters: {a: {values: [1]}}\n", "method 'bayes'.*allowed: grid, random"),
+    ("program: x\nmethod: random\nparameters: {a: {distribution: uniform}}\n", "parameter 'a'.*'min' and 'max'"),
+    ("program: x\nparameters: {a: {min: 1, max: 2}}\n", "grid sweeps need 'value' or 'values'.*'a'"),
+])
+def test_a_bad_sweep_file_is_a_usage_error_naming_the_problem(content, message, tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as stopped:
+        sweep.main([str(path), "--dry-run"])
+    assert stopped.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
