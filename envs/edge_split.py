@@ -117,9 +117,7 @@ class EdgeSplitEnv(gym.Env):
         return self.observations.build(self.simulator, self._job), info
 
     def step(self, action):
-        job = self._job
-        if job is None:
-            raise RuntimeError("the episode is over (truncated): call reset() first")
+        job = self._waiting_job()
         simulator = self.simulator
         plan, placement = self.actions.decode(action, job.app)
         if plan is None:  # the app has no plan in the chosen family
@@ -188,7 +186,11 @@ class EdgeSplitEnv(gym.Env):
 
     def _waiting_job(self):
         if self._job is None:
-            raise RuntimeError("no job is waiting for a decision: call reset() first")
+            if self.simulator.arrived == 0 and self.simulator.time_s > 0:
+                raise RuntimeError(f"no job arrived within this episode's horizon_s={self.scenario.simulator.horizon_s} "
+                                   "s, so it has no decision to make: raise horizon_s or the arrival rate")
+            raise RuntimeError("no job is waiting for a decision: the episode is over (truncated) or not started; "
+                               "call reset()")
         return self._job
 
     def _info(self, parts, rejected: bool) -> dict[str, Any]:

@@ -14,8 +14,9 @@ the sum over the jobs resolved during that step; each part is reported in ``info
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import NamedTuple
 
@@ -43,6 +44,10 @@ class RewardWeights:
     """subtracted once per job rejected as infeasible (its SLA and accuracy parts are 0 anyway)"""
 
     def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"reward.{field.name} must be a finite number, got {value!r}")
         for name in ("sla_weight", "accuracy_weight", "accuracy_scale", "energy_weight", "infeasible_penalty"):
             if getattr(self, name) < 0:
                 raise ValueError(f"reward.{name} must be >= 0, got {getattr(self, name)!r}")

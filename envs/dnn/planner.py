@@ -45,6 +45,13 @@ WIDTH_SUM_TOLERANCE = 1e-6
 THRESHOLD_TOLERANCE = 1e-9
 
 
+def check_planner_options(max_layer_fragments: object, cut_candidates: object) -> None:
+    """Both must be integers >= 1 (ValueError naming the one that is not)."""
+    for name, value in (("max_layer_fragments", max_layer_fragments), ("cut_candidates", cut_candidates)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an integer >= 1")
+
+
 class SplitPlanner:
     """All split plans of one model.
 
@@ -69,9 +76,7 @@ class SplitPlanner:
         self.model: str = graph.graph["model"]
         if accuracy.model != self.model:
             raise ValueError(f"accuracy profile is for {accuracy.model!r}, the layer graph for {self.model!r}")
-        for name, value in (("max_layer_fragments", max_layer_fragments), ("cut_candidates", cut_candidates)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        check_planner_options(max_layer_fragments, cut_candidates)
         self.graph = graph
         self.accuracy = accuracy
         self.semantic_graph = semantic_graph

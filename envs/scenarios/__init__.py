@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,9 @@ from typing import Any
 import yaml
 
 from envs.cluster.devices import DeviceType, load_device_catalog
-from envs.cluster.traces import TRACE_KINDS, BandwidthTrace, list_traces, load_trace
+from envs.cluster.traces import SPLITS, TRACE_KINDS, BandwidthTrace, list_traces, load_trace
 from envs.dnn.plan import FAMILIES, SplitPlan
-from envs.dnn.planner import SplitPlanner
+from envs.dnn.planner import SplitPlanner, check_planner_options
 from envs.dnn.profile_io import list_profiles, load_profile
 from envs.observation import ObservationScales
 from envs.reward import RewardWeights
@@ -175,8 +176,11 @@ def load_scenario(scenario: str = DEFAULT_SCENARIO, overrides: Mapping[str, Any]
     """Build scenario ``scenario`` (a name or a YAML path) with ``overrides`` applied."""
     settings = scenario_settings(scenario, overrides)
     for key in ("nodes", "apps"):
-        if not settings[key]:
-            raise ValueError(f"scenario {scenario!r}: {key!r} is required (a non-empty list)")
+        if not isinstance(settings[key], list) or not settings[key]:
+            raise ValueError(f"scenario {scenario!r}: {key!r} is required (a non-empty list), got {settings[key]!r}")
+    if settings["trace_split"] not in SPLITS:
+        raise ValueError(f"'trace_split' must be one of {list(SPLITS)}, got {settings['trace_split']!r}")
+    check_planner_options(settings["max_layer_fragments"], settings["cut_candidates"])
     families = _families(settings["families"])
     apps = [_with_defaults(app, APP_DEFAULTS, f"apps[{i}]") for i, app in enumerate(settings["apps"])]
     nodes, origins = _cluster(settings)
@@ -301,6 +305,11 @@ def _cluster(settings: Mapping[str, Any]) -> tuple[tuple[NodeConfig, ...], tuple
         pool = _trace_pool(settings["trace_split"], _group_value(group, settings, "trace_kinds"), where)
         scale = _group_value(group, settings, "bandwidth_scale")
         latency_s = _group_value(group, settings, "link_latency_s")
+        for key, value, bound in (("bandwidth_scale", scale, "> 0"), ("link_latency_s", latency_s, ">= 0")):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not (
+                    value > 0 if bound == "> 0" else value >= 0):
+                raise ValueError(f"{where}: {key} (the group's, else the scenario's) must be a finite number "
+                                 f"{bound}, got {value!r}")
         if not isinstance(group["origin"], bool):
             raise ValueError(f"{where}.origin must be true or false, got {group['origin']!r}")
         if group["origin"]:
@@ -320,7 +329,7 @@ def _group_value(group: Mapping[str, Any], settings: Mapping[str, Any], key: str
 
 
 def _device(catalog: Mapping[str, DeviceType], name: object, where: str) -> DeviceType:
-    if name not in catalog:
+    if not isinstance(name, str) or name not in catalog:
         raise ValueError(f"{where}.device: unknown device {name!r}; allowed: {sorted(catalog)}")
     return catalog[name]
 

@@ -114,11 +114,30 @@ def test_a_scenario_that_extends_itself_is_refused(tmp_path):
         ({"reward": {"accuracy_floor": 1.5}}, "accuracy_floor"),
         ({"observation": {"time_scale_s": 0.0}}, "time_scale_s"),
         ({"arrivals": {"process": "bursty"}}, "process"),
+        ({"nodes": 3}, "'nodes' is required (a non-empty list)"),
+        ({"apps": {"name": "mnist"}}, "'apps' is required (a non-empty list)"),
+        ({"trace_split": "validation"}, "'trace_split' must be one of"),
+        ({"link_latency_s": "fast"}, "link_latency_s"),
+        ({"nodes": [{"device": "jetson_nano", "link_latency_s": -1.0, "origin": True}]}, "nodes[0]: link_latency_s"),
+        ({"nodes": [{"device": "jetson_nano", "bandwidth_scale": 0.0, "origin": True}]}, "nodes[0]: bandwidth_scale"),
+        ({"nodes": [{"device": ["jetson_nano"], "origin": True}]}, "nodes[0].device"),
+        ({"max_layer_fragments": [2]}, "max_layer_fragments"),
+        ({"cut_candidates": 0}, "cut_candidates"),
+        ({"reward": {"sla_weight": "high"}}, "reward.sla_weight"),
+        ({"reward": {"energy_weight": float("nan")}}, "reward.energy_weight"),
+        ({"reward": {"accuracy_floor": None}}, "reward.accuracy_floor"),
     ],
 )
 def test_invalid_settings_fail_at_construction_naming_the_key(overrides, named):
     with pytest.raises(ValueError, match=re.escape(named)):
         EdgeSplitEnv("splitplace", overrides)
+
+
+def test_an_episode_without_jobs_says_why_it_has_no_decision():
+    env = EdgeSplitEnv("splitplace", {"horizon_s": 1.0})
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="no job arrived within this episode's horizon_s"):
+        env.action_masks()
 
 
 def test_unknown_scenario_names_the_shipped_ones():
