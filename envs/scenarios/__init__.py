@@ -305,11 +305,11 @@ def _cluster(settings: Mapping[str, Any]) -> tuple[tuple[NodeConfig, ...], tuple
         pool = _trace_pool(settings["trace_split"], _group_value(group, settings, "trace_kinds"), where)
         scale = _group_value(group, settings, "bandwidth_scale")
         latency_s = _group_value(group, settings, "link_latency_s")
-        for key, value, bound in (("bandwidth_scale", scale, "> 0"), ("link_latency_s", latency_s, ">= 0")):
+        for key, value, smallest_ok in (("bandwidth_scale", scale, False), ("link_latency_s", latency_s, True)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not (
-                    value > 0 if bound == "> 0" else value >= 0):
+                    value >= 0 if smallest_ok else value > 0):
                 raise ValueError(f"{where}: {key} (the group's, else the scenario's) must be a finite number "
-                                 f"{bound}, got {value!r}")
+                                 f"{'>=' if smallest_ok else '>'} 0, got {value!r}")
         if not isinstance(group["origin"], bool):
             raise ValueError(f"{where}.origin must be true or false, got {group['origin']!r}")
         if group["origin"]:
