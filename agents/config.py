@@ -227,7 +227,7 @@ def _expand_presets(tree: dict[str, Any]) -> None:
             path = AGENT_PRESET_DIR / f"{entry}.yaml"
             if not path.is_file():
                 raise ConfigError(f"agents.{index}: unknown agent preset {entry!r}; allowed: {agent_presets()}")
-            agents[index] = yaml.safe_load(path.read_text(encoding="utf-8"))
+            agents[index] = read_yaml_mapping(path, "agent preset")
 
 
 def config_from_dict(tree: dict[str, Any], overrides: list[str] = (), source: str = "<dict>") -> ExperimentConfig:
@@ -242,18 +242,26 @@ def config_from_dict(tree: dict[str, Any], overrides: list[str] = (), source: st
         raise ConfigError(_format_errors(error, source)) from None
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read a YAML experiment config, apply overrides, validate (ConfigError for a missing or malformed file)."""
+def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The YAML mapping in file ``path`` (an empty file: ``{}``); ConfigError, naming ``what`` and ``path``, when the
+    file is missing, is not valid YAML or holds something other than a mapping."""
     try:
         with open(path, encoding="utf-8") as handle:
-            tree = yaml.safe_load(handle) or {}
+            tree = yaml.safe_load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
+        raise ConfigError(f"{what} file {path} not found") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"config {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"{what} file {path} is not valid YAML: {error}") from None
+    if tree is None:
+        return {}
     if not isinstance(tree, dict):
-        raise ConfigError(f"config {path} must be a mapping at the top level, got {type(tree).__name__}")
-    return config_from_dict(tree, overrides, source=str(path))
+        raise ConfigError(f"{what} file {path} must be a mapping at the top level, got {type(tree).__name__}")
+    return tree
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read a YAML experiment config, apply overrides, validate (ConfigError for a missing or malformed file)."""
+    return config_from_dict(read_yaml_mapping(path), overrides, source=str(path))
 
 
 def dump_config(config: ExperimentConfig, path: str | Path) -> None:

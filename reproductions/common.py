@@ -7,7 +7,6 @@ overrides that ``--quick`` applies (few seeds, short runs) before validation.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 from pydantic import Field, ValidationError, model_validator  # noqa: E402
 
-from agents.config import ConfigError, StrictModel, _format_errors, apply_override  # noqa: E402
+from agents.config import ConfigError, StrictModel, _format_errors, apply_override, read_yaml_mapping  # noqa: E402
 from agents.evaluation import mean_ci95, write_csv  # noqa: E402
 
 MIN_FULL_SEEDS = 5
@@ -52,11 +51,7 @@ BandwidthScales = Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=Fals
 def load_reproduction_config(model: type[Config], path: str | Path, quick: bool = False,
                              overrides: Sequence[str] = ()) -> Config:
     """Read ``path``, apply its ``quick`` overrides (if ``quick``) and then ``overrides``, validate with ``model``."""
-    with open(path, encoding="utf-8") as handle:
-        tree = yaml.safe_load(handle) or {}
-    if not isinstance(tree, dict):
-        raise ConfigError(f"config {path} must be a mapping at the top level, got {type(tree).__name__}")
-    tree = copy.deepcopy(tree)
+    tree = read_yaml_mapping(path)
     if quick:
         quick_overrides = tree.get("quick") or {}
         if not isinstance(quick_overrides, dict):

@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from agents.config import read_yaml_mapping
 
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 """W&B's default sweep command."""
@@ -37,14 +38,7 @@ LOCAL_METHODS = ("grid", "random")
 
 def load_sweep(path: str) -> dict:
     """The sweep file as a dict; ValueError naming what is missing or malformed."""
-    try:
-        sweep = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"sweep file {path} not found") from None
-    except yaml.YAMLError as error:
-        raise ValueError(f"sweep file {path} is not valid YAML: {error}") from None
-    if not isinstance(sweep, dict):
-        raise ValueError(f"sweep file {path} must be a mapping at the top level")
+    sweep = read_yaml_mapping(path, "sweep")
     for key in ("program", "parameters"):
         if key not in sweep:
             raise ValueError(f"sweep file {path} needs a {key!r} entry")

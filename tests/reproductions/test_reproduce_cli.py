@@ -54,6 +54,21 @@ def test_a_full_run_needs_five_seeds_and_a_bad_key_is_named(tmp_path):
         load_reproduction_config(module.CONFIG, entry.config_path, overrides=["not_a_key=1"])
 
 
+@pytest.mark.parametrize("text, message", [
+    (None, "not found"),
+    ("seeds: [1, 2\n", "not valid YAML"),
+    ("- a list\n", "must be a mapping"),
+])
+def test_a_missing_or_malformed_config_file_exits_naming_it(tmp_path, capsys, text, message):
+    path = tmp_path / "paradis.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.main(["paradis", "--config", str(path), "--output", str(tmp_path / "out")])
+    assert message in str(exit_info.value.code) and str(path) in str(exit_info.value.code)
+    assert not (tmp_path / "out").exists()
+
+
 def test_summarise_gives_mean_and_t_interval_per_group():
     rows = [{"m": "a", "x": v} for v in (1.0, 2.0, 3.0)] + [{"m": "b", "x": 5.0}]
     summary = summarise(rows, ["m"], ["x"])
