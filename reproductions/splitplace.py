@@ -23,7 +23,6 @@ agent only assembles the tables.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import sys
@@ -45,6 +44,7 @@ from agents.config import (
     config_from_dict,
 )
 from agents.evaluation import evaluate_agent, mean_ci95, write_csv
+from envs.mappings import deep_merged
 from reproductions.common import ReproductionConfig, bar_chart_with_ci, save_figure, write_tables
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -177,23 +177,13 @@ CONFIG = SplitPlaceConfig
 # --------------------------------------------------------------------------- building the experiment
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def _agent_entries(config: SplitPlaceConfig) -> list[dict[str, Any]]:
     """The presets as agent entries, with ``agent_settings`` and ``train_steps`` applied; label = preset."""
     tree = {"agents": list(config.agents)}
     _expand_presets(tree)
     entries = []
     for preset, entry in zip(config.agents, tree["agents"]):
-        entry = _deep_merge(entry, config.agent_settings.get(preset, {})) | {"label": preset}
+        entry = deep_merged(entry, config.agent_settings.get(preset, {})) | {"label": preset}
         if config.train_steps is not None and entry.get("train_steps", 0) > 0:
             entry["train_steps"] = config.train_steps
         entries.append(entry)

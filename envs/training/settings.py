@@ -8,7 +8,6 @@ list the allowed ones (pydantic models with ``extra="forbid"``).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from envs.mappings import deep_merged
 from envs.training.data_parallel import FAILURE_POLICIES, MODES
 
 UPDATE_SCENARIO_DIR = Path(__file__).resolve().parent.parent / "update_scenarios"
@@ -136,16 +136,6 @@ class UpdateSettings(_Strict):
     observation: ObservationSettings = ObservationSettings()
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def list_update_scenarios() -> list[str]:
     return sorted(path.stem for path in UPDATE_SCENARIO_DIR.glob("*.yaml"))
 
@@ -158,7 +148,7 @@ def load_update_settings(scenario: str = DEFAULT_UPDATE_SCENARIO,
         raise ValueError(f"unknown update scenario {scenario!r}; allowed: {list_update_scenarios()} or a YAML path")
     tree = yaml.safe_load(path.read_text()) or {}
     try:
-        return UpdateSettings.model_validate(_merge(tree, overrides or {}))
+        return UpdateSettings.model_validate(deep_merged(tree, overrides or {}))
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors())
         raise ValueError(f"update scenario {scenario!r}: {problems}") from None
