@@ -73,6 +73,9 @@ MIN_NODE_SPREAD = 1e-3
 PLACED_FEATURE_COUNT = 3
 """Columns of :meth:`DecisionAwarePlacement.placed_features`."""
 
+EXPLORATION = ("training", "always", "never")
+"""When the placement samples nodes (see :class:`DecisionAwarePlacement`)."""
+
 FINISH_RATIO_CLIP = 10.0
 """Largest value of the finish column (:func:`finish_ratio`): e^10 times the best node's estimate."""
 
@@ -174,7 +177,9 @@ class DecisionAwarePlacement(Placement):
         learning_rate: Adam step size.
         batch_jobs: resolved jobs per update.
         value_coefficient, entropy_coefficient: weights of the critic loss and entropy bonus.
-        greedy: place with the most likely node instead of sampling (no exploration).
+        exploration: when each slot's node is sampled from the policy rather than taken as its most likely
+            node: ``"training"`` only while the agent trains (evaluation, online fine-tuning included, takes the
+            mode, as SB3 agents predict deterministically), ``"always"``, or ``"never"``.
         lateness_weight: weight of ln(response time / deadline) of a late job in the learning signal
             (0: SplitPlace's reward alone).
         update_epochs: gradient steps per update on the same batch.
@@ -187,13 +192,15 @@ class DecisionAwarePlacement(Placement):
 
     def __init__(self, view: EnvView, decision_aware: bool = True, hidden_units: int = 64,
                  learning_rate: float = 1e-3, batch_jobs: int = 16, value_coefficient: float = 0.5,
-                 entropy_coefficient: float = 0.01, greedy: bool = False, lateness_weight: float = 0.25,
+                 entropy_coefficient: float = 0.01, exploration: str = "training", lateness_weight: float = 0.25,
                  update_epochs: int = 4, clip_range: float = 0.2, finish_prior: float = 12.0, seed: int = 0):
         self.decision_aware = decision_aware
         self.batch_jobs = batch_jobs
         self.value_coefficient = value_coefficient
         self.entropy_coefficient = entropy_coefficient
-        self.greedy = greedy
+        if exploration not in EXPLORATION:
+            raise ValueError(f"exploration: {exploration!r} is not one of {EXPLORATION}")
+        self.exploration = exploration
         self.lateness_weight = lateness_weight
         self.update_epochs = update_epochs
         self.clip_range = clip_range
@@ -270,16 +277,21 @@ class DecisionAwarePlacement(Placement):
         return placement
 
     def _choose(self, nodes: np.ndarray, slot: np.ndarray, context: np.ndarray, node_mask: np.ndarray) -> int:
-        """The node of one slot: sampled from (or, greedy, the mode of) the masked softmax of its scores."""
+        """The node of one slot: sampled from (or, not exploring, the mode of) the masked softmax of its scores."""
         with torch.inference_mode():
             node_tensor = torch.from_numpy(nodes)
             logits = self.network.scores(node_tensor[None, None], torch.from_numpy(slot)[None, None],
                                          torch.from_numpy(context)[None])
             probabilities = _masked_probabilities(self._with_prior(logits[0, 0], node_tensor),
                                                   torch.from_numpy(node_mask))
-            if self.greedy:
+            if not self.exploring:
                 return int(probabilities.argmax())
             return int(torch.multinomial(probabilities, 1, generator=self.generator))
+
+    @property
+    def exploring(self) -> bool:
+        """Whether nodes are sampled now (``exploration``, and whether the agent is training)."""
+        return self.exploration == "always" or (self.exploration == "training" and self.training)
 
     def _with_prior(self, logits: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
         """The network's scores (..., N) minus ``finish_prior`` x the finish ratio (last node feature)."""

@@ -125,6 +125,8 @@ class Placement(ABC):
     """Chooses a node for every fragment of a chosen plan (the second stage)."""
 
     trainable: bool = False
+    training: bool = False
+    """True while the agent trains (:meth:`SplitThenPlace.learn`); a learned placement may explore only then."""
 
     def start_episode(self, seed: int) -> None:
         """Reseed and forget pending jobs."""
@@ -165,6 +167,16 @@ class SplitThenPlace(Agent):
         view = EnvView(env, observation)
         plan = self.splitter.select(view)
         return view.encode(plan, self.placement.place(view, plan))
+
+    def learn(self, env, total_steps: int, seed: int = 0, callback: StepCallback | None = None,
+              start_step: int = 0) -> int:
+        """:meth:`Agent.learn` with the placement's ``training`` flag up (evaluation, online updates included, runs
+        with it down)."""
+        self.placement.training = True
+        try:
+            return super().learn(env, total_steps, seed, callback, start_step)
+        finally:
+            self.placement.training = False
 
     def update(self, reward: float, info: dict, env) -> None:
         outcomes = EnvView(env).last_outcomes()

@@ -51,7 +51,7 @@ class LearnedPlacementParams(StrictModel):
     batch_jobs: int = Field(default=16, ge=1)
     value_coefficient: float = Field(default=0.5, ge=0)
     entropy_coefficient: float = Field(default=0.01, ge=0)
-    greedy: bool = False
+    exploration: Literal["training", "always", "never"] = "training"  # when nodes are sampled (else the mode)
     lateness_weight: float = Field(default=0.25, ge=0)  # x ln(response / deadline) of a late job; 0: reward only
     update_epochs: int = Field(default=4, ge=1, le=50)  # gradient steps per batch of resolved jobs
     clip_range: float = Field(default=0.2, gt=0, le=1)  # PPO clip of the probability ratio

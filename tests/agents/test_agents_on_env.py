@@ -129,6 +129,17 @@ def test_decision_input_is_zeroed_only_in_the_ablation(short_env):
     np.testing.assert_array_equal(aware_context[:-decision_size], unaware_context[:-decision_size])  # job part
 
 
+def test_the_placement_trains_only_within_learn(short_env):
+    agent = _build("decision_aware", short_env)
+    seen = []
+    place = agent.placement.place
+    agent.placement.place = lambda view, plan: seen.append(agent.placement.training) or place(view, plan)
+    agent.learn(short_env, total_steps=5)
+    run_episode(agent, short_env, seed=3, online_updates=True, max_steps=5)
+    assert seen == [True] * 5 + [False] * 5
+    assert not agent.placement.training
+
+
 def test_sb3_algorithm_that_does_not_fit_the_action_space_is_named(short_env):
     with pytest.raises(ValueError, match="DQN.*MultiDiscrete"):
         _build("sb3", short_env, {"algorithm": "DQN"})

@@ -105,7 +105,7 @@ def _train(placement: DecisionAwarePlacement, view: _TwoNodeView, jobs: int, res
                          ids=["idle node meets the deadline", "every job late"])
 def test_placement_learns_to_avoid_the_loaded_node(response_s):
     view = _TwoNodeView(np.random.default_rng(0))
-    placement = DecisionAwarePlacement(view, hidden_units=16, learning_rate=3e-3, seed=0)
+    placement = DecisionAwarePlacement(view, hidden_units=16, learning_rate=3e-3, exploration="always", seed=0)
     before = _probability_of_idle_node(placement, view)
     _train(placement, view, jobs=400, response_s=response_s)
     after = _probability_of_idle_node(placement, view)
@@ -115,9 +115,26 @@ def test_placement_learns_to_avoid_the_loaded_node(response_s):
 
 def test_without_the_lateness_term_all_late_jobs_teach_nothing():
     view = _TwoNodeView(np.random.default_rng(0))
-    placement = DecisionAwarePlacement(view, hidden_units=16, learning_rate=3e-3, lateness_weight=0.0, seed=0)
+    placement = DecisionAwarePlacement(view, hidden_units=16, learning_rate=3e-3, lateness_weight=0.0,
+                                       exploration="always", seed=0)
     _train(placement, view, jobs=400, response_s={False: 200.0, True: 2000.0})
     assert _probability_of_idle_node(placement, view) < 0.75
+
+
+def test_by_default_nodes_are_sampled_only_while_training_and_otherwise_the_mode_is_taken():
+    view = _TwoNodeView(np.random.default_rng(0))
+    placement = DecisionAwarePlacement(view, hidden_units=16, seed=0)
+    assert _probability_of_idle_node(placement, view) in (0.0, 1.0)  # the most likely node, every time
+    placement.training = True
+    assert 0.35 < _probability_of_idle_node(placement, view) < 0.65  # untrained: near even
+    never = DecisionAwarePlacement(view, hidden_units=16, exploration="never", seed=0)
+    never.training = True
+    assert _probability_of_idle_node(never, view) in (0.0, 1.0)
+
+
+def test_an_unknown_exploration_is_named():
+    with pytest.raises(ValueError, match="exploration: 'sometimes'"):
+        DecisionAwarePlacement(_TwoNodeView(np.random.default_rng(0)), exploration="sometimes")
 
 
 def test_standardise_across_nodes_compares_nodes_and_zeroes_equal_columns():
@@ -145,7 +162,7 @@ def test_finish_prior_starts_near_the_earliest_finish_node(finish_prior, low, hi
     """Untrained, with the snapshot showing the loaded node's queue (estimate 31 s against 1.1 s on the idle
     node): the prior sends nearly every job to the idle node; without it, the choice is a coin flip."""
     view = _TwoNodeView(np.random.default_rng(0), snapshot_queue_s=(30.0, 0.0))
-    placement = DecisionAwarePlacement(view, hidden_units=16, finish_prior=finish_prior, seed=0)
+    placement = DecisionAwarePlacement(view, hidden_units=16, finish_prior=finish_prior, exploration="always", seed=0)
     assert low < _probability_of_idle_node(placement, view) <= high
 
 
