@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.config import ConfigError, agent_presets, apply_override, config_from_dict, dump_config, load_config
+from agents.config import (
+    ConfigError,
+    agent_presets,
+    apply_override,
+    config_from_dict,
+    dump_config,
+    load_config,
+    read_yaml_mapping,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -101,3 +109,19 @@ def test_every_sweep_names_parameters_its_experiment_accepts(path):
     for name, spec in sweep["parameters"].items():
         value = spec["values"][0] if "values" in spec else spec.get("value", spec.get("min"))
         load_config(CONFIG_DIR.parent / experiment, [f"{name}={value}"])
+
+
+def test_yaml_mapping_files_are_read_or_refused_naming_the_file_and_the_problem(tmp_path):
+    path = tmp_path / "settings.yaml"
+    with pytest.raises(ConfigError, match=f"sweep file {path} not found"):
+        read_yaml_mapping(path, "sweep")
+    path.write_text("")
+    assert read_yaml_mapping(path) == {}
+    path.write_text("a: {b: 1}\n")
+    assert read_yaml_mapping(path) == {"a": {"b": 1}}
+    path.write_text("a: [1\n")
+    with pytest.raises(ConfigError, match=f"config file {path} is not valid YAML"):
+        read_yaml_mapping(path)
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must be a mapping at the top level, got list"):
+        read_yaml_mapping(path)

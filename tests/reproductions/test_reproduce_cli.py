@@ -54,18 +54,11 @@ def test_a_full_run_needs_five_seeds_and_a_bad_key_is_named(tmp_path):
         load_reproduction_config(module.CONFIG, entry.config_path, overrides=["not_a_key=1"])
 
 
-@pytest.mark.parametrize("text, message", [
-    (None, "not found"),
-    ("seeds: [1, 2\n", "not valid YAML"),
-    ("- a list\n", "must be a mapping"),
-])
-def test_a_missing_or_malformed_config_file_exits_naming_it(tmp_path, capsys, text, message):
+def test_a_config_file_that_does_not_validate_as_yaml_exits_naming_it(tmp_path):
     path = tmp_path / "paradis.yaml"
-    if text is not None:
-        path.write_text(text)
-    with pytest.raises(SystemExit) as exit_info:
+    path.write_text("seeds: [1, 2\n")
+    with pytest.raises(SystemExit, match=f"config file {path} is not valid YAML"):
         reproduce.main(["paradis", "--config", str(path), "--output", str(tmp_path / "out")])
-    assert message in str(exit_info.value.code) and str(path) in str(exit_info.value.code)
     assert not (tmp_path / "out").exists()
 
 
