@@ -15,7 +15,9 @@ Scripts treat every agent alike:
 Two-stage agents (SplitPlace's structure) combine a :class:`SplitSelector`
 that picks the split plan of the job with a :class:`Placement` that picks a
 node for every fragment; :class:`SplitThenPlace` glues them and routes job
-outcomes back to both.
+outcomes back to both.  While it trains (``learn``) the placement's ``training``
+flag is up, so a learned placement explores then and acts with its most likely
+nodes in evaluation (as SB3 agents predict deterministically).
 """
 
 from __future__ import annotations
