@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from agents.config import StrictModel
 
@@ -56,6 +56,15 @@ class LearnedPlacementParams(StrictModel):
     update_epochs: int = Field(default=4, ge=1, le=50)  # gradient steps per batch of resolved jobs
     clip_range: float = Field(default=0.2, gt=0, le=1)  # PPO clip of the probability ratio
     finish_prior: float = Field(default=12.0, ge=0)  # logit penalty per e-fold of estimated finish; 0: uniform start
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_greedy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "greedy" in data:
+            raise ValueError("greedy was replaced by exploration (2026-12-05): greedy: true is exploration: never; "
+                             "greedy: false sampled in evaluation too, which is exploration: always (the default, "
+                             "training, samples only while training)")
+        return data
 
 
 PlacementParams = Annotated[HeuristicPlacementParams | LearnedPlacementParams, Field(discriminator="kind")]

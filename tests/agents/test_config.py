@@ -125,3 +125,9 @@ def test_yaml_mapping_files_are_read_or_refused_naming_the_file_and_the_problem(
     path.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="must be a mapping at the top level, got list"):
         read_yaml_mapping(path)
+
+
+def test_the_replaced_greedy_setting_says_what_replaces_it():
+    entry = {"label": "a", "name": "decision_aware", "params": {"placement": {"kind": "decision_aware", "greedy": True}}}
+    with pytest.raises(ConfigError, match="params.placement.*greedy was replaced by exploration.*exploration: never"):
+        config_from_dict({"name": "x", "agents": [entry]})
