@@ -140,10 +140,14 @@ class ExperimentConfig(StrictModel):
         output_dir: folder for checkpoints, tables and W&B runs (default ``runs/<name>``).
         torch_threads: intra-op threads of torch; the agents' networks are small, and one
             thread is fastest on a small or busy machine.
+        plugins: your own Python modules (dotted names) or ``.py`` files (paths from the working directory),
+            imported before the agents are validated: agents they register with
+            ``agents.registry.register_agent`` can then be named in ``agents`` (:mod:`agents.plugins`).
     """
 
     name: str
     output_dir: str | None = None
+    plugins: list[str] = Field(default_factory=list)
     torch_threads: int = Field(default=1, ge=1)
     env: EnvConfig = Field(default_factory=EnvConfig)
     agents: list[AgentConfig] = Field(min_length=1)
@@ -236,6 +240,12 @@ def config_from_dict(tree: dict[str, Any], overrides: list[str] = (), source: st
     _expand_presets(tree)
     for override in overrides:
         apply_override(tree, override)
+    from agents.plugins import load_plugins
+
+    try:
+        load_plugins(tree.get("plugins", []))
+    except ImportError as error:
+        raise ConfigError(f"invalid config {source}:\n  plugins: {error}") from None
     try:
         return ExperimentConfig.model_validate(tree)
     except ValidationError as error:

@@ -248,6 +248,24 @@ REGISTRY: dict[str, Entry] = {
 }
 
 
+def register_agent(name: str, params: type[BaseModel], factory: Callable[[Any, Any], Any], description: str) -> None:
+    """Make agent ``name`` available to configs and :func:`build_agent` (your own agents: ``docs/agents.md``).
+
+    ``params`` is the pydantic model of its ``params`` (derive from ``agents.config.StrictModel`` so that a
+    mistyped key is an error), ``factory(validated params, env)`` returns the agent.  ValueError if the name
+    is taken or an argument is of the wrong kind.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_agent: name must be a non-empty string, got {name!r}")
+    if name in REGISTRY:
+        raise ValueError(f"register_agent: agent {name!r} is already registered; taken: {agent_names()}")
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise ValueError(f"register_agent({name!r}): params must be a pydantic model class, got {params!r}")
+    if not callable(factory):
+        raise ValueError(f"register_agent({name!r}): factory must be callable (params, env) -> agent, got {factory!r}")
+    REGISTRY[name] = Entry(params, factory, description)
+
+
 def agent_names() -> list[str]:
     return sorted(REGISTRY)
 

@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     if os.environ.get("WANDB_SWEEP_ID") and config.output_dir is None:
         config.output_dir = str(config.run_dir / f"sweep-{os.environ['WANDB_SWEEP_ID']}-{os.getpid()}")
     dump_config(config, config.run_dir / "config.yaml")
+    if not agents:
+        print(f"nothing to train: no agent of {args.config} has train_steps > 0 (evaluate.py runs them as they are)")
     for agent_config in agents:
         folder = train_agent(config, agent_config, args.resume)
         print(f"[{agent_config.label}] final checkpoint: {folder}")

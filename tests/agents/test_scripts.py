@@ -86,3 +86,12 @@ def test_scripts_refuse_bad_input_with_a_usage_error_before_writing(script, make
     assert stopped.value.code == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
+
+
+def test_train_says_when_no_agent_trains(tmp_path, capsys):
+    path = tmp_path / "heuristics.yaml"
+    path.write_text(yaml.safe_dump({"name": "h", "output_dir": str(tmp_path / "out"), "agents": ["layer_only"],
+                                    "wandb": {"mode": "disabled"}}))
+    train.main(["--config", str(path)])
+    assert "nothing to train" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "layer_only").exists()
