@@ -114,8 +114,10 @@ class SplitPlaceConfig(ReproductionConfig):
 
     Attributes:
         seeds: held-out evaluation seeds (one episode each, every agent on the same seeds).
-        agents: agent presets (``configs/agents/<name>.yaml``), one table row each.
-        proposed: the preset compared against the best of the others in the headline table.
+        agents: agent presets (``configs/agents/<name>.yaml``) or agent entries written out (``label``,
+            ``name``, ``params``, ``train_steps``; e.g. your own agent from ``plugins``), one table row each.
+        plugins: your own modules or ``.py`` files that register agents (:mod:`agents.plugins`).
+        proposed: the label (preset) compared against the best of the others in the headline table.
         variants: the scenarios to run the comparison on.
         train_steps: if set, the training steps of every agent whose preset trains (quick runs).
         agent_settings: per preset, a mapping deep-merged into its entry, e.g.
@@ -131,7 +133,8 @@ class SplitPlaceConfig(ReproductionConfig):
         reuse: reuse stored per-agent results whose fingerprint matches.
     """
 
-    agents: list[str] = Field(min_length=1)
+    agents: list[str | dict[str, Any]] = Field(min_length=1)
+    plugins: list[str] = Field(default_factory=list)
     proposed: str = "decision_aware"
     variants: list[Variant] = Field(min_length=1)
     train_steps: int | None = Field(default=None, ge=1)
@@ -147,13 +150,22 @@ class SplitPlaceConfig(ReproductionConfig):
 
     @field_validator("agents")
     @classmethod
-    def _known_distinct_agents(cls, agents: list[str]) -> list[str]:
-        unknown = sorted(set(agents) - set(agent_presets()))
+    def _known_distinct_agents(cls, agents: list[str | dict[str, Any]]) -> list[str | dict[str, Any]]:
+        unknown = sorted({agent for agent in agents if isinstance(agent, str)} - set(agent_presets()))
         if unknown:
             raise ValueError(f"unknown agent preset(s) {unknown}; allowed: {agent_presets()}")
-        if len(set(agents)) != len(agents):
-            raise ValueError(f"agents must be distinct, got {agents}")
+        unlabelled = [agent for agent in agents if isinstance(agent, dict) and not isinstance(agent.get("label"), str)]
+        if unlabelled:
+            raise ValueError(f"an agent written out needs a label (its table row), got {unlabelled}")
+        labels = _labels(agents)
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"agents must be distinct, got the labels {labels}")
         return agents
+
+    @property
+    def labels(self) -> list[str]:
+        """The agents' labels (a preset's label is its name), in table order."""
+        return _labels(self.agents)
 
     @field_validator("agent_settings")
     @classmethod
@@ -174,16 +186,20 @@ class SplitPlaceConfig(ReproductionConfig):
 CONFIG = SplitPlaceConfig
 
 
+def _labels(agents: list[str | dict[str, Any]]) -> list[str]:
+    return [agent if isinstance(agent, str) else agent["label"] for agent in agents]
+
+
 # --------------------------------------------------------------------------- building the experiment
 
 
 def _agent_entries(config: SplitPlaceConfig) -> list[dict[str, Any]]:
-    """The presets as agent entries, with ``agent_settings`` and ``train_steps`` applied; label = preset."""
+    """The agent entries (presets expanded, label = preset), with ``agent_settings`` and ``train_steps`` applied."""
     tree = {"agents": list(config.agents)}
     _expand_presets(tree)
     entries = []
-    for preset, entry in zip(config.agents, tree["agents"]):
-        entry = deep_merged(entry, config.agent_settings.get(preset, {})) | {"label": preset}
+    for label, entry in zip(config.labels, tree["agents"]):
+        entry = deep_merged(entry, config.agent_settings.get(label, {})) | {"label": label}
         if config.train_steps is not None and entry.get("train_steps", 0) > 0:
             entry["train_steps"] = config.train_steps
         entries.append(entry)
@@ -195,6 +211,7 @@ def experiment_config(config: SplitPlaceConfig, variant: Variant, output: Path) 
     tree = {
         "name": f"reproduce-splitplace-{variant.label}",
         "output_dir": str(output / variant.label / "runs"),
+        "plugins": config.plugins,
         "env": {"scenario": variant.scenario, "config": variant.config},
         "agents": _agent_entries(config),
         "train": {"seed": config.train_seed, "checkpoint_every_steps": 0,
@@ -352,7 +369,7 @@ def run(config: SplitPlaceConfig, output: Path) -> None:
         figure = bar_chart_with_ci(summary, "agent", METRIC_LABELS,
                                    f"SplitPlace comparison ({variant.label}), 95 % CI over {len(config.seeds)} seeds")
         save_figure(figure, output, f"comparison_{variant.label}")
-        if config.proposed in config.agents and len(config.agents) > 1:
+        if config.proposed in config.labels and len(config.agents) > 1:
             headline += headline_rows(per_seed[variant.label], summary, config.proposed, variant.label)
     if not headline:
         print(f"[splitplace] no headline table: it needs {config.proposed!r} and at least one other agent")
@@ -360,7 +377,7 @@ def run(config: SplitPlaceConfig, output: Path) -> None:
     write_csv(headline, output / "headline.csv")
     proposed_label = PAPER_LABELS.get(config.proposed, config.proposed)
     preamble = (f"Headline of {PAPER}: 'up to 46 % lower response time, 69 % fewer deadline violations, 3 % higher "
-                f"accuracy and 12 % higher reward' for SplitPlace ({proposed_label}) than the best baseline. "
+                f"accuracy and 12 % higher reward' for SplitPlace (M+D) than the best baseline. "
                 f"Measured: {proposed_label} against the best other agent per metric (positive = {proposed_label} "
                 "better); the difference has a paired 95 % CI over seeds.")
     (output / "headline.md").write_text(preamble + "\n\n" + headline_markdown(headline, proposed_label),

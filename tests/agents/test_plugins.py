@@ -89,3 +89,22 @@ def test_evaluate_script_runs_an_agent_from_a_plugin(clean_registry, tmp_path, c
     assert load_config(path).plugins == [str(EXAMPLE)]
     evaluate.main(["--config", str(path)])
     assert "| rr |" in capsys.readouterr().out
+
+
+def test_the_splitplace_comparison_takes_an_agent_written_out_from_a_plugin(clean_registry, tmp_path):
+    from reproductions.common import load_reproduction_config
+    from reproductions.registry import reproduction
+    from reproductions.splitplace import run
+
+    entry = reproduction("splitplace")
+    own = '{label: rr, name: round_robin, params: {family: layer}}'
+    config = load_reproduction_config(entry.load_module().CONFIG, entry.config_path, quick=True,
+                                      overrides=[f"agents=[mc, {own}]", "proposed=rr", f"plugins=[{EXAMPLE}]"])
+    assert config.labels == ["mc", "rr"]
+    run(config, tmp_path)
+    table = (tmp_path / "comparison_plain.md").read_text()
+    assert "| rr | rr |" in table and "| MC | mc |" in table
+    assert "| rr |" in (tmp_path / "headline.md").read_text()
+    with pytest.raises(ConfigError, match="needs a label"):
+        load_reproduction_config(entry.load_module().CONFIG, entry.config_path, quick=True,
+                                 overrides=["agents=[mc, {name: round_robin}]", f"plugins=[{EXAMPLE}]"])
