@@ -40,7 +40,9 @@ def _load(entry: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as error:
         del sys.modules[name]  # nothing half-loaded stays behind
+        if isinstance(error, ImportError):
+            raise ImportError(f"plugin {entry!r}: {error}") from error
         raise
     return module

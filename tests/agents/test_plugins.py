@@ -66,6 +66,11 @@ def test_a_bad_plugin_or_a_mistyped_param_is_named(clean_registry, tmp_path):
         config_from_dict(_config(["no_such_module_xyz"]))
     with pytest.raises(ConfigError, match=r"plugins: plugin 'missing\.py': no such file"):
         config_from_dict(_config(["missing.py"]))
+    broken = tmp_path / "broken.py"
+    broken.write_text("import no_such_package_abc\n")
+    with pytest.raises(ConfigError, match="plugin '.*broken.py': No module named 'no_such_package_abc'"):
+        config_from_dict(_config([str(broken)]))
+    assert not [name for name in sys.modules if name.startswith("edgesplit_plugin_broken")]
     with pytest.raises(ConfigError, match="famly"):
         config_from_dict(_config([str(EXAMPLE)], {"famly": "layer"}))
 
