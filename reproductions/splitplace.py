@@ -377,7 +377,7 @@ def run(config: SplitPlaceConfig, output: Path) -> None:
     write_csv(headline, output / "headline.csv")
     proposed_label = PAPER_LABELS.get(config.proposed, config.proposed)
     preamble = (f"Headline of {PAPER}: 'up to 46 % lower response time, 69 % fewer deadline violations, 3 % higher "
-                f"accuracy and 12 % higher reward' for SplitPlace (M+D) than the best baseline. "
+                "accuracy and 12 % higher reward' for SplitPlace (M+D) than the best baseline. "
                 f"Measured: {proposed_label} against the best other agent per metric (positive = {proposed_label} "
                 "better); the difference has a paired 95 % CI over seeds.")
     (output / "headline.md").write_text(preamble + "\n\n" + headline_markdown(headline, proposed_label),
