@@ -12,15 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import matplotlib
+import yaml
+from pydantic import Field, ValidationError, model_validator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
-from pydantic import Field, ValidationError, model_validator  # noqa: E402
-
-from agents.config import ConfigError, StrictModel, _format_errors, apply_override, read_yaml_mapping  # noqa: E402
-from agents.evaluation import mean_ci95, write_csv  # noqa: E402
+from agents.config import ConfigError, StrictModel, _format_errors, apply_override, read_yaml_mapping
+from agents.evaluation import mean_ci95, write_csv
 
 MIN_FULL_SEEDS = 5
 """The issue asks for confidence intervals over at least this many seeds in the full runs."""
@@ -120,26 +116,3 @@ def write_tables(folder: Path, stem: str, per_seed: Sequence[dict[str, Any]], by
     return summary
 
 
-def save_figure(figure: plt.Figure, folder: Path, stem: str) -> Path:
-    """Save ``figure`` as ``<stem>.png`` (150 dpi) and close it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stem}.png"
-    figure.tight_layout()
-    figure.savefig(path, dpi=150)
-    plt.close(figure)
-    return path
-
-
-def bar_chart_with_ci(summary: Sequence[dict[str, Any]], label_key: str, metrics: dict[str, str],
-                      title: str) -> plt.Figure:
-    """One panel per metric: a bar per row of ``summary`` with its 95 % CI as the error bar."""
-    figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
-    labels = [str(row[label_key]) for row in summary]
-    for axis, (metric, label) in zip(axes[0], metrics.items()):
-        means = [row[metric] for row in summary]
-        errors = [0.0 if math.isnan(row[f"{metric}_ci95"]) else row[f"{metric}_ci95"] for row in summary]
-        axis.bar(range(len(labels)), means, yerr=errors, capsize=3, color="tab:blue")
-        axis.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
-        axis.set_title(label, fontsize=9)
-    figure.suptitle(title, fontsize=10)
-    return figure

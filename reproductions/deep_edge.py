@@ -26,8 +26,9 @@ from tqdm import tqdm
 
 from agents.update_schedulers import SCHEDULERS, train_ppo
 from agents.config import StrictModel
+from agents.plots import bar_chart_with_ci, save_figure
 from envs.model_update import EdgeModelUpdateEnv
-from reproductions.common import ReproductionConfig, bar_chart_with_ci, save_figure, write_tables
+from reproductions.common import ReproductionConfig, write_tables
 
 PAPER = "Bhattacharjee et al., 'Deep-Edge: An Efficient Framework for Deep Learning Model Update on Heterogeneous " \
         "Edge', IEEE ICFEC 2020 (arXiv 2004.05740)"

@@ -31,13 +31,14 @@ import numpy as np
 from pydantic import Field, field_validator
 from tqdm import tqdm
 
+from agents.plots import save_figure
 from envs.cluster.devices import load_device_catalog
 from envs.cluster.network import step_means_mbps
 from envs.cluster.traces import SPLITS, TRACE_KINDS, BandwidthTrace, list_traces, load_trace
 from envs.dnn.cut_points import execution_order, input_vertex, valid_cut_points
 from envs.dnn.mincut import CutProblem, CutResult, DelayModel
 from envs.dnn.profile_io import list_profiles, load_profile
-from reproductions.common import BandwidthScales, ReproductionConfig, save_figure, write_tables
+from reproductions.common import BandwidthScales, ReproductionConfig, write_tables
 
 PAPER = "Li et al., 'Fast AI Model Splitting over Edge Networks', arXiv 2507.01041"
 PAPER_DELAY_REDUCTION = "24.62-38.95 % lower training delay than the baselines in dynamic edge networks"

@@ -44,10 +44,11 @@ from agents.config import AGENT_PRESET_DIR, agent_presets
 from agents.env_access import EnvView
 from agents.protocol import SplitSelector, SplitThenPlace
 from agents.registry import build_agent
+from agents.plots import bar_chart_with_ci, save_figure
 from envs.dnn.plan import SplitPlan
 from envs.registration import register_envs
 from envs.scenarios import list_scenarios
-from reproductions.common import ReproductionConfig, bar_chart_with_ci, save_figure, write_tables
+from reproductions.common import ReproductionConfig, write_tables
 
 PAPER = ("Colocrese, Koyuncu, Seferoglu, 'Early-Exit meets Model-Distributed Inference at Edge Networks', "
          "arXiv 2408.05247")

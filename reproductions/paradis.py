@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import Field, field_validator
 from tqdm import tqdm
 
+from agents.plots import save_figure
 from envs.cluster.devices import load_device_catalog
 from envs.dnn.accuracy import list_accuracy_profiles, load_accuracy
 from envs.dnn.plan import SplitPlan
@@ -39,7 +40,7 @@ from envs.dnn.planner import SplitPlanner
 from envs.scenarios import list_scenarios, load_scenario, scenario_settings
 from envs.sim.engine import ClusterSimulator
 from envs.sim.types import Job
-from reproductions.common import BandwidthScales, ReproductionConfig, save_figure, write_tables
+from reproductions.common import BandwidthScales, ReproductionConfig, write_tables
 
 PAPER = ("Ozerov, Lambert, Kumaraswamy, 'ParaDiS: Parallelly Distributable Slimmable Neural Networks', "
          "arXiv 2110.02724")

@@ -44,8 +44,9 @@ from agents.config import (
     config_from_dict,
 )
 from agents.evaluation import evaluate_agent, mean_ci95, write_csv
+from agents.plots import bar_chart_with_ci, save_figure
 from envs.mappings import deep_merged
-from reproductions.common import ReproductionConfig, bar_chart_with_ci, save_figure, write_tables
+from reproductions.common import ReproductionConfig, write_tables
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from train import train_agent  # noqa: E402

@@ -9,7 +9,8 @@ scenario with ``evaluation.scenario_overrides`` (by default the test bandwidth
 traces), restarting from its checkpoint for every seed; online agents keep
 learning within the episode when ``evaluation.online_updates`` is on.  Writes
 ``evaluation.csv`` (mean and 95 % CI half-width per metric), ``episodes.csv``
-(one row per agent and seed) and ``evaluation.md`` to ``--output`` (default:
+(one row per agent and seed), ``evaluation.md`` and ``evaluation.png`` (a bar panel per
+metric with the CIs) to ``--output`` (default:
 the experiment's output dir), prints the Markdown table, and logs the table to
 W&B (offline by default).
 """
@@ -26,6 +27,7 @@ import torch  # noqa: E402
 from agents import wandb_logging  # noqa: E402
 from agents.config import ConfigError, load_config  # noqa: E402
 from agents.evaluation import (  # noqa: E402
+    METRICS,
     episode_rows,
     evaluate_agent,
     latest_checkpoint,
@@ -33,6 +35,7 @@ from agents.evaluation import (  # noqa: E402
     summary_rows,
     write_csv,
 )
+from agents.plots import bar_chart_with_ci, save_figure  # noqa: E402
 
 
 def _checkpoint(config, agent_config) -> Path | None:
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     write_csv(episode_rows(results, evaluation.seeds), output / "episodes.csv")
     table = markdown_table(rows)
     (output / "evaluation.md").write_text(table, encoding="utf-8")
+    figure = bar_chart_with_ci(rows, "agent", METRICS, f"{config.name}: mean and 95 % CI over "
+                                                       f"{len(evaluation.seeds)} held-out seeds")
+    save_figure(figure, output, "evaluation")
     print(table)
     run = wandb_logging.start_run(config, job_type="evaluate", name="evaluation")
     try:

@@ -55,6 +55,7 @@ def test_train_resume_evaluate_and_log_offline(tmp_path, monkeypatch, capsys):
     assert [row["agent"] for row in table] == ["eg", "random"]
     assert float(table[0]["average_reward"]) > float(table[1]["average_reward"])
     assert "±" in (out / "evaluation.md").read_text()
+    assert (out / "evaluation.png").read_bytes().startswith(b"\x89PNG")
     with open(out / "episodes.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 4  # two agents x two seeds
 
