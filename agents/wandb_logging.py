@@ -62,6 +62,11 @@ def log_table(run: wandb.Run, key: str, rows: list[dict[str, Any]]) -> None:
                 run.summary[f"{key}/{label}/{column}"] = row[column]
 
 
+def log_image(run: wandb.Run, key: str, path: Path) -> None:
+    """Log the image file at ``path`` (e.g. a PNG figure) under ``key``."""
+    run.log({key: wandb.Image(str(path))})
+
+
 @dataclass
 class OfflineRun:
     """What an offline run folder holds: config values, history rows, final summary."""

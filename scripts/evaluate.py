@@ -11,8 +11,8 @@ learning within the episode when ``evaluation.online_updates`` is on.  Writes
 ``evaluation.csv`` (mean and 95 % CI half-width per metric), ``episodes.csv``
 (one row per agent and seed), ``evaluation.md`` and ``evaluation.png`` (a bar panel per
 metric with the CIs) to ``--output`` (default:
-the experiment's output dir), prints the Markdown table, and logs the table to
-W&B (offline by default).
+the experiment's output dir), prints the Markdown table, and logs the tables and the
+figure to W&B (offline by default).
 """
 
 from __future__ import annotations
@@ -78,12 +78,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     (output / "evaluation.md").write_text(table, encoding="utf-8")
     figure = bar_chart_with_ci(rows, "agent", METRICS, f"{config.name}: mean and 95 % CI over "
                                                        f"{len(evaluation.seeds)} held-out seeds")
-    save_figure(figure, output, "evaluation")
+    figure_path = save_figure(figure, output, "evaluation")
     print(table)
     run = wandb_logging.start_run(config, job_type="evaluate", name="evaluation")
     try:
         wandb_logging.log_table(run, "evaluation", rows)
         wandb_logging.log_table(run, "episodes", episode_rows(results, evaluation.seeds))
+        wandb_logging.log_image(run, "evaluation_figure", figure_path)
     finally:
         run.finish()
     return rows

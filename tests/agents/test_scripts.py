@@ -69,6 +69,7 @@ def test_train_resume_evaluate_and_log_offline(tmp_path, monkeypatch, capsys):
     assert all(row["train/steps_per_s"] > 0 for row in episode_rows)
     assert any(any("validation/average_reward" in row for row in run.history) for run in trained)
     assert sum("evaluation/eg/average_reward" in run.summary for run in runs) == 1
+    assert sum(run.summary.get("evaluation_figure/_type") == "image-file" for run in runs) == 1
 
 
 @pytest.mark.parametrize("script", [train, evaluate])
