@@ -121,7 +121,7 @@ class SplitPlaceConfig(ReproductionConfig):
         proposed: the label (preset) compared against the best of the others in the headline table.
         variants: the scenarios to run the comparison on.
         train_steps: if set, the training steps of every agent whose preset trains (quick runs).
-        agent_settings: per preset, a mapping deep-merged into its entry, e.g.
+        agent_settings: per preset (or label of an agent written out), a mapping deep-merged into its entry, e.g.
             ``{ppo: {params: {algorithm_kwargs: {n_steps: 64}}}}`` (ignored for presets not in ``agents``).
         train_seed: seed of the first training episode.
         agent_seeds: values of ``params.seed`` for agents that have one; such an agent runs once per value
@@ -168,19 +168,15 @@ class SplitPlaceConfig(ReproductionConfig):
         """The agents' labels (a preset's label is its name), in table order."""
         return _labels(self.agents)
 
-    @field_validator("agent_settings")
-    @classmethod
-    def _known_presets(cls, settings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        unknown = sorted(set(settings) - set(agent_presets()))
-        if unknown:
-            raise ValueError(f"unknown agent preset(s) {unknown}; allowed: {agent_presets()}")
-        return settings
-
     @model_validator(mode="after")
     def _consistent(self):
         labels = [variant.label for variant in self.variants]
         if len(set(labels)) != len(labels):
             raise ValueError(f"variants: labels must be distinct, got {labels}")
+        allowed = sorted(set(agent_presets()) | set(self.labels))
+        unknown = sorted(set(self.agent_settings) - set(allowed))
+        if unknown:
+            raise ValueError(f"agent_settings: unknown agent preset(s) or label(s) {unknown}; allowed: {allowed}")
         return self
 
 

@@ -99,13 +99,20 @@ def test_evaluate_script_runs_an_agent_from_a_plugin(clean_registry, tmp_path, c
 def test_the_splitplace_comparison_takes_an_agent_written_out_from_a_plugin(clean_registry, tmp_path):
     from reproductions.common import load_reproduction_config
     from reproductions.registry import reproduction
-    from reproductions.splitplace import run
+    from reproductions.splitplace import _agent_entries, run
 
     entry = reproduction("splitplace")
     own = '{label: rr, name: round_robin, params: {family: layer}}'
     config = load_reproduction_config(entry.load_module().CONFIG, entry.config_path, quick=True,
                                       overrides=[f"agents=[mc, {own}]", "proposed=rr", f"plugins=[{EXAMPLE}]"])
     assert config.labels == ["mc", "rr"]
+    with pytest.raises(ConfigError, match=r"agent_settings: unknown agent preset\(s\) or label\(s\) \['nobody'\]"):
+        load_reproduction_config(entry.load_module().CONFIG, entry.config_path, quick=True,
+                                 overrides=[f"agents=[mc, {own}]", f"plugins=[{EXAMPLE}]", "agent_settings={nobody: {}}"])
+    settings = "agent_settings={rr: {params: {family: semantic}}}"
+    config_semantic = load_reproduction_config(entry.load_module().CONFIG, entry.config_path, quick=True,
+                                               overrides=[f"agents=[mc, {own}]", f"plugins=[{EXAMPLE}]", settings])
+    assert _agent_entries(config_semantic)[1]["params"] == {"family": "semantic"}
     run(config, tmp_path)
     table = (tmp_path / "comparison_plain.md").read_text()
     assert "| rr | rr |" in table and "| MC | mc |" in table
