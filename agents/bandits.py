@@ -246,8 +246,6 @@ class BanditSplit(SplitSelector):
         seed: seed of the policy's random draws.
     """
 
-    trainable = True
-
     def __init__(self, view: EnvView, policy: str = "epsilon_greedy", arms: tuple[str, ...] = ("layer", "semantic"),
                  context: str = "deadline", ema_weight: float = 0.1,
                  initial_layer_response_s: dict[str, float] | None = None, fastest_variant: bool = True,

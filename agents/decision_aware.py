@@ -188,8 +188,6 @@ class DecisionAwarePlacement(Placement):
         seed: seed of the initial weights and of the node sampling.
     """
 
-    trainable = True
-
     def __init__(self, view: EnvView, decision_aware: bool = True, hidden_units: int = 64,
                  learning_rate: float = 1e-3, batch_jobs: int = 16, value_coefficient: float = 0.5,
                  entropy_coefficient: float = 0.01, exploration: str = "training", lateness_weight: float = 0.25,

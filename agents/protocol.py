@@ -41,9 +41,6 @@ returning False stops training."""
 class Agent(ABC):
     """Base of all agents; see the module docstring for the protocol."""
 
-    trainable: bool = False
-    """Whether :meth:`learn` changes the agent (False for fixed heuristics)."""
-
     def start_episode(self, seed: int) -> None:
         """Called after every ``env.reset``; reseeds exploration, drops pending jobs."""
 
@@ -103,9 +100,6 @@ class Agent(ABC):
 class SplitSelector(ABC):
     """Chooses the split plan of the waiting job (the first stage)."""
 
-    trainable: bool = False
-    """Whether :meth:`observe` changes later choices."""
-
     def start_episode(self, seed: int) -> None:
         """Reseed and forget pending jobs."""
 
@@ -126,7 +120,6 @@ class SplitSelector(ABC):
 class Placement(ABC):
     """Chooses a node for every fragment of a chosen plan (the second stage)."""
 
-    trainable: bool = False
     training: bool = False
     """True while the agent trains (:meth:`SplitThenPlace.learn`); a learned placement may explore only then."""
 
@@ -159,7 +152,6 @@ class SplitThenPlace(Agent):
     def __init__(self, splitter: SplitSelector, placement: Placement):
         self.splitter = splitter
         self.placement = placement
-        self.trainable = placement.trainable or splitter.trainable
 
     def start_episode(self, seed: int) -> None:
         self.splitter.start_episode(seed)

@@ -92,8 +92,6 @@ class SB3Agent(Agent):
         seed: seed of the algorithm (networks, sampling, the env's first reset).
     """
 
-    trainable = True
-
     def __init__(self, env: gymnasium.Env, algorithm: str = "PPO", policy: str = "auto",
                  algorithm_kwargs: dict[str, Any] | None = None, deterministic: bool = True, seed: int = 0):
         self.algorithm = algorithm_class(algorithm)
