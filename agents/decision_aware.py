@@ -54,7 +54,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
@@ -62,7 +62,7 @@ from torch import nn
 
 from agents.env_access import EnvView, JobOutcomes
 from agents.finish_estimate import place_slot_by_slot
-from agents.protocol import Placement
+from agents.protocol import Exploration, Placement
 from envs.dnn.plan import ORIGIN, SplitPlan
 
 _WEIGHTS_FILE = "placement_network.pt"
@@ -72,9 +72,6 @@ MIN_NODE_SPREAD = 1e-3
 
 PLACED_FEATURE_COUNT = 3
 """Columns of :meth:`DecisionAwarePlacement.placed_features`."""
-
-EXPLORATION = ("training", "always", "never")
-"""When the placement samples nodes (see :class:`DecisionAwarePlacement`)."""
 
 FINISH_RATIO_CLIP = 10.0
 """Largest value of the finish column (:func:`finish_ratio`): e^10 times the best node's estimate."""
@@ -190,14 +187,15 @@ class DecisionAwarePlacement(Placement):
 
     def __init__(self, view: EnvView, decision_aware: bool = True, hidden_units: int = 64,
                  learning_rate: float = 1e-3, batch_jobs: int = 16, value_coefficient: float = 0.5,
-                 entropy_coefficient: float = 0.01, exploration: str = "training", lateness_weight: float = 0.25,
-                 update_epochs: int = 4, clip_range: float = 0.2, finish_prior: float = 12.0, seed: int = 0):
+                 entropy_coefficient: float = 0.01, exploration: Exploration = "training",
+                 lateness_weight: float = 0.25, update_epochs: int = 4, clip_range: float = 0.2,
+                 finish_prior: float = 12.0, seed: int = 0):
         self.decision_aware = decision_aware
         self.batch_jobs = batch_jobs
         self.value_coefficient = value_coefficient
         self.entropy_coefficient = entropy_coefficient
-        if exploration not in EXPLORATION:
-            raise ValueError(f"exploration: {exploration!r} is not one of {EXPLORATION}")
+        if exploration not in get_args(Exploration):
+            raise ValueError(f"exploration: {exploration!r} is not one of {get_args(Exploration)}")
         self.exploration = exploration
         self.lateness_weight = lateness_weight
         self.update_epochs = update_epochs

@@ -26,7 +26,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -115,6 +115,11 @@ class SplitSelector(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
+
+
+Exploration = Literal["training", "always", "never"]
+"""When a learned placement samples its nodes rather than taking the most likely ones: only while the agent
+trains (:attr:`Placement.training`), always, or never."""
 
 
 class Placement(ABC):

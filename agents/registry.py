@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from agents.config import StrictModel
+from agents.protocol import Exploration
 
 HeuristicName = Literal["least_loaded", "fastest_finish", "estimated_finish", "random"]
 FamilyName = Literal["none", "layer", "semantic", "early_exit", "width"]
@@ -51,7 +52,7 @@ class LearnedPlacementParams(StrictModel):
     batch_jobs: int = Field(default=16, ge=1)
     value_coefficient: float = Field(default=0.5, ge=0)
     entropy_coefficient: float = Field(default=0.01, ge=0)
-    exploration: Literal["training", "always", "never"] = "training"  # when nodes are sampled (else the mode)
+    exploration: Exploration = "training"  # when nodes are sampled (else the most likely ones are taken)
     lateness_weight: float = Field(default=0.25, ge=0)  # x ln(response / deadline) of a late job; 0: reward only
     update_epochs: int = Field(default=4, ge=1, le=50)  # gradient steps per batch of resolved jobs
     clip_range: float = Field(default=0.2, gt=0, le=1)  # PPO clip of the probability ratio

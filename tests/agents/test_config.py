@@ -128,6 +128,7 @@ def test_yaml_mapping_files_are_read_or_refused_naming_the_file_and_the_problem(
 
 
 def test_the_replaced_greedy_setting_says_what_replaces_it():
-    entry = {"label": "a", "name": "decision_aware", "params": {"placement": {"kind": "decision_aware", "greedy": True}}}
+    placement = {"kind": "decision_aware", "greedy": True}
+    entry = {"label": "a", "name": "decision_aware", "params": {"placement": placement}}
     with pytest.raises(ConfigError, match="params.placement.*greedy was replaced by exploration.*exploration: never"):
         config_from_dict({"name": "x", "agents": [entry]})

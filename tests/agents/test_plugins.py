@@ -106,9 +106,9 @@ def test_the_splitplace_comparison_takes_an_agent_written_out_from_a_plugin(clea
     config = load_reproduction_config(entry.load_module().CONFIG, entry.config_path, quick=True,
                                       overrides=[f"agents=[mc, {own}]", "proposed=rr", f"plugins=[{EXAMPLE}]"])
     assert config.labels == ["mc", "rr"]
+    unknown_settings = [f"agents=[mc, {own}]", f"plugins=[{EXAMPLE}]", "agent_settings={nobody: {}}"]
     with pytest.raises(ConfigError, match=r"agent_settings: unknown agent preset\(s\) or label\(s\) \['nobody'\]"):
-        load_reproduction_config(entry.load_module().CONFIG, entry.config_path, quick=True,
-                                 overrides=[f"agents=[mc, {own}]", f"plugins=[{EXAMPLE}]", "agent_settings={nobody: {}}"])
+        load_reproduction_config(entry.load_module().CONFIG, entry.config_path, quick=True, overrides=unknown_settings)
     settings = "agent_settings={rr: {params: {family: semantic}}}"
     config_semantic = load_reproduction_config(entry.load_module().CONFIG, entry.config_path, quick=True,
                                                overrides=[f"agents=[mc, {own}]", f"plugins=[{EXAMPLE}]", settings])
