@@ -161,8 +161,11 @@ def _file_settings(scenario: str, extended_by: tuple[str, ...]) -> dict[str, Any
         raise ValueError(f"unknown scenario {scenario!r}; allowed: {list_scenarios()} or a path to a YAML file")
     if scenario in extended_by:
         raise ValueError(f"scenario {scenario!r} extends itself: {' -> '.join(extended_by + (scenario,))}")
-    with path.open() as stream:
-        from_file = yaml.safe_load(stream) or {}
+    try:
+        with path.open(encoding="utf-8") as stream:
+            from_file = yaml.safe_load(stream) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"scenario {scenario!r}: {path} is not valid YAML: {error}") from None
     if not isinstance(from_file, Mapping):
         raise ValueError(f"scenario {scenario!r} must be a mapping of settings, got {from_file!r}")
     base = from_file.pop(EXTENDS_KEY, None)

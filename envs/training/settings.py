@@ -146,7 +146,13 @@ def load_update_settings(scenario: str = DEFAULT_UPDATE_SCENARIO,
     path = Path(scenario) if scenario.endswith((".yaml", ".yml")) else UPDATE_SCENARIO_DIR / f"{scenario}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown update scenario {scenario!r}; allowed: {list_update_scenarios()} or a YAML path")
-    tree = yaml.safe_load(path.read_text()) or {}
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"update scenario {scenario!r}: {path} is not valid YAML: {error}") from None
+    if not isinstance(tree, Mapping):
+        raise ValueError(f"update scenario {scenario!r}: {path} must be a mapping of settings, got "
+                         f"{type(tree).__name__}")
     try:
         return UpdateSettings.model_validate(deep_merged(tree, overrides or {}))
     except ValidationError as error:

@@ -80,8 +80,9 @@ def test_a_scenario_file_can_extend_another_and_override_it(tmp_path):
         key: value for key, value in base.items() if key not in ("horizon_s", "arrivals")}
 
 
-@pytest.mark.parametrize(("text", "named"), [("extends: [mdi-jetson]", "extends"), ("extends: no-such", "no-such")])
-def test_a_bad_extends_names_the_problem(tmp_path, text, named):
+@pytest.mark.parametrize(("text", "named"), [("extends: [mdi-jetson]", "extends"), ("extends: no-such", "no-such"),
+                                             ("horizon_s: [1", "is not valid YAML"), ("- 1", "must be a mapping")])
+def test_a_bad_scenario_file_or_extends_names_the_problem(tmp_path, text, named):
     path = tmp_path / "bad.yaml"
     path.write_text(text + "\n")
     with pytest.raises(ValueError, match=re.escape(named)):

@@ -8,6 +8,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs  # noqa: F401  (registers the ids)
 from envs.model_update import EdgeModelUpdateEnv
+from envs.training.settings import load_update_settings
 
 SMALL = {"jobs": {"samples": [200, 400], "epochs": [1, 2]}, "jobs_per_episode": 3}
 
@@ -99,6 +100,15 @@ def test_an_injected_failure_reassigns_samples_and_all_are_processed():
     result = env.run_job(env.job, levels)
     assert result.finished and len(result.failed_nodes) == 1 and result.reassigned_samples > 0
     assert result.ledger.exactly_once()
+
+
+@pytest.mark.parametrize("text, message", [("- 1\n- 2\n", "must be a mapping of settings, got list"),
+                                           ("jobs: [1\n", "is not valid YAML")])
+def test_an_update_scenario_file_that_is_no_mapping_is_named(tmp_path, text, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"update scenario '{path}'.*{message}"):
+        load_update_settings(str(path))
 
 
 def test_unknown_settings_keys_are_named():
