@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from envs import mappings
+
 
 def _distinct_seeds(seeds: list[int]) -> list[int]:
     if len(set(seeds)) != len(seeds):
@@ -253,20 +255,12 @@ def config_from_dict(tree: dict[str, Any], overrides: list[str] = (), source: st
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
-    """The YAML mapping in file ``path`` (an empty file: ``{}``); ConfigError, naming ``what`` and ``path``, when the
-    file is missing, is not valid YAML or holds something other than a mapping."""
+    """:func:`envs.mappings.read_yaml_mapping` with its error as a ConfigError (what the scripts turn into usage
+    errors)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            tree = yaml.safe_load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file {path} not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{what} file {path} is not valid YAML: {error}") from None
-    if tree is None:
-        return {}
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{what} file {path} must be a mapping at the top level, got {type(tree).__name__}")
-    return tree
+        return mappings.read_yaml_mapping(path, what)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:

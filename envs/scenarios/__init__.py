@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from envs.cluster.devices import DeviceType, load_device_catalog
 from envs.cluster.traces import SPLITS, TRACE_KINDS, BandwidthTrace, list_traces, load_trace
 from envs.dnn.plan import FAMILIES, SplitPlan
 from envs.dnn.planner import SplitPlanner, check_planner_options
 from envs.dnn.profile_io import list_profiles, load_profile
+from envs.mappings import read_yaml_mapping
 from envs.observation import ObservationScales
 from envs.reward import RewardWeights
 from envs.sim.types import (
@@ -161,13 +160,7 @@ def _file_settings(scenario: str, extended_by: tuple[str, ...]) -> dict[str, Any
         raise ValueError(f"unknown scenario {scenario!r}; allowed: {list_scenarios()} or a path to a YAML file")
     if scenario in extended_by:
         raise ValueError(f"scenario {scenario!r} extends itself: {' -> '.join(extended_by + (scenario,))}")
-    try:
-        with path.open(encoding="utf-8") as stream:
-            from_file = yaml.safe_load(stream) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"scenario {scenario!r}: {path} is not valid YAML: {error}") from None
-    if not isinstance(from_file, Mapping):
-        raise ValueError(f"scenario {scenario!r} must be a mapping of settings, got {from_file!r}")
+    from_file = read_yaml_mapping(path, f"scenario {scenario!r}:")
     base = from_file.pop(EXTENDS_KEY, None)
     if base is not None and not isinstance(base, str):
         raise ValueError(f"scenario {scenario!r}: {EXTENDS_KEY!r} must be a scenario name or path, got {base!r}")

@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from envs.mappings import deep_merged
+from envs.mappings import deep_merged, read_yaml_mapping
 from envs.training.data_parallel import FAILURE_POLICIES, MODES
 
 UPDATE_SCENARIO_DIR = Path(__file__).resolve().parent.parent / "update_scenarios"
@@ -146,13 +145,7 @@ def load_update_settings(scenario: str = DEFAULT_UPDATE_SCENARIO,
     path = Path(scenario) if scenario.endswith((".yaml", ".yml")) else UPDATE_SCENARIO_DIR / f"{scenario}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown update scenario {scenario!r}; allowed: {list_update_scenarios()} or a YAML path")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"update scenario {scenario!r}: {path} is not valid YAML: {error}") from None
-    if not isinstance(tree, Mapping):
-        raise ValueError(f"update scenario {scenario!r}: {path} must be a mapping of settings, got "
-                         f"{type(tree).__name__}")
+    tree = read_yaml_mapping(path, f"update scenario {scenario!r}:")
     try:
         return UpdateSettings.model_validate(deep_merged(tree, overrides or {}))
     except ValidationError as error:

@@ -102,7 +102,7 @@ def test_an_injected_failure_reassigns_samples_and_all_are_processed():
     assert result.ledger.exactly_once()
 
 
-@pytest.mark.parametrize("text, message", [("- 1\n- 2\n", "must be a mapping of settings, got list"),
+@pytest.mark.parametrize("text, message", [("- 1\n- 2\n", "must be a mapping at the top level, got list"),
                                            ("jobs: [1\n", "is not valid YAML")])
 def test_an_update_scenario_file_that_is_no_mapping_is_named(tmp_path, text, message):
     path = tmp_path / "mine.yaml"
