@@ -16,12 +16,16 @@ Node means are ``mean_utilisation`` plus a uniform draw in ``+-node_spread``.
 Intervals are sampled lazily, a chunk of intervals (:data:`CHUNK_VALUES`) for
 all nodes at a time, so the values do not depend on the order of queries;
 chunks wholly in the past are dropped (:meth:`BackgroundLoad.forget_before`).
-The ``constant`` process needs no chunks: its per-node values are kept as plain
-lists (:attr:`BackgroundLoad.constant_load`, :attr:`BackgroundLoad.constant_power_w`) for the hot paths.
+The sampled intervals are kept as one table, which the scheduler's compiled pass
+reads through :func:`load_at` (:attr:`BackgroundLoad.load_table`); the
+``constant`` process has a table of one row for all time.
 """
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 
 from envs.cluster.energy import PowerModel
@@ -30,19 +34,21 @@ from envs.sim.types import BackgroundConfig
 CHUNK_VALUES = 512
 """Node-intervals sampled at once: a chunk covers ``max(16, CHUNK_VALUES // nodes)`` intervals of all nodes."""
 
+LOAD_SAMPLED, LOAD_NOT_SAMPLED, LOAD_FORGOTTEN = range(3)
+"""What :func:`load_at` found: the interval's values, an interval not sampled yet, one already dropped."""
 
-class _Chunk:
-    """A run of sampled intervals, in the forms the simulator reads."""
 
-    __slots__ = ("utilisation", "slowdown", "extra_power_w", "total_power_w")
-
-    def __init__(self, utilisation: np.ndarray, power: PowerModel):
-        power_w = power.power_w(utilisation)
-        self.utilisation = utilisation  # (intervals, nodes), read-only
-        self.utilisation.flags.writeable = False
-        self.slowdown = (1.0 / (1.0 - utilisation)).tolist()  # [interval][node]: 1 / (1 - u)
-        self.extra_power_w = (np.asarray(power.full_power_w) - power_w).tolist()  # [interval][node]: P(1) - P(u)
-        self.total_power_w = power_w.sum(axis=1).tolist()  # [interval]: whole cluster at background load
+@numba.njit(cache=True)
+def load_at(load, first_interval, interval_s, node, time_s):
+    """``(LOAD_SAMPLED, slowdown 1 / (1 - u), extra watts P(1) - P(u))`` of ``node`` at ``time_s`` from a
+    :attr:`BackgroundLoad.load_table` ``(load, first_interval, interval_s)``; ``(LOAD_NOT_SAMPLED | LOAD_FORGOTTEN,
+    0, 0)`` when the table does not hold that interval."""
+    row = int(time_s / interval_s) - first_interval
+    if row < 0:
+        return LOAD_FORGOTTEN, 0.0, 0.0
+    if row >= load.shape[1]:
+        return LOAD_NOT_SAMPLED, 0.0, 0.0
+    return LOAD_SAMPLED, load[0, row, node], load[1, row, node]
 
 
 class BackgroundLoad:
@@ -55,11 +61,10 @@ class BackgroundLoad:
         self._interval_s = config.interval_s
         self._chunk_intervals = max(16, CHUNK_VALUES // node_count)
         self._chunk_span_s = config.interval_s * self._chunk_intervals
-        self.constant_load: tuple[list[float], list[float]] | None = None
-        """``constant`` process: per node (slowdown ``1 / (1 - u)``, extra watts ``P(1) - P(u)``); else None."""
+        self.is_constant = config.process == "constant"
+        """Whether the load is the same at all times (the ``constant`` process)."""
         self.constant_power_w: float | None = None
         """``constant`` process: watts the whole cluster draws at its background load; else None."""
-        self._constant: _Chunk | None = None  # ``constant`` process: its only interval
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start a fresh realisation drawn from ``rng`` (used by this object only from now on)."""
@@ -67,20 +72,25 @@ class BackgroundLoad:
         self._rng = rng
         spread = rng.uniform(-config.node_spread, config.node_spread, nodes)
         self._node_mean = np.clip(config.mean_utilisation + spread, 0.0, config.max_utilisation)
-        if config.process == "constant":  # one interval for all time (kept if the means did not change)
-            if self._constant is None or not np.array_equal(self._constant.utilisation[0], self._node_mean):
-                self._constant = _Chunk(self._node_mean[None, :].copy(), self._power)
-                self.constant_load = (self._constant.slowdown[0], self._constant.extra_power_w[0])
-                self.constant_power_w = self._constant.total_power_w[0]
+        empty = np.empty((0, nodes))
+        self._utilisation = empty  # (intervals, nodes): the sampled intervals from _first_interval on
+        self._load = np.empty((2, 0, nodes))  # [0]: slowdown 1 / (1 - u), [1]: extra watts P(1) - P(u)
+        self._total_power_w: list[float] = []  # per interval: the whole cluster at background load, watts
+        self._first_interval = self._next_interval = 0
+        if self.is_constant:  # one interval for all time
+            self._append(self._node_mean[None, :].copy())
+            self.constant_power_w = self._total_power_w[0]
             return
         stationary_std = config.ar1_noise / np.sqrt(1.0 - config.ar1_coefficient**2)
         self._ar1_state = rng.normal(0.0, 1.0, nodes) * stationary_std
         self._phase_s = rng.uniform(0.0, config.period_s, nodes)
-        self._chunks: dict[int, _Chunk] = {}
-        self._next_chunk = 0
-        self._oldest_chunk = 0
-        self._last_index = -1  # the chunk asked for last, and that chunk
-        self._last_chunk: _Chunk | None = None
+
+    @property
+    def load_table(self) -> tuple[np.ndarray, int, float]:
+        """What :func:`load_at` reads: ``(load, first interval, interval_s)``, ``load`` of shape ``(2, intervals,
+        nodes)`` (slowdowns, then extra watts) for the sampled intervals from the first on (``constant``: one row
+        and an infinite interval).  Call :meth:`sample_chunk` when it does not reach far enough."""
+        return self._load, self._first_interval, math.inf if self.is_constant else self._interval_s
 
     def _sample(self, first_interval: int) -> np.ndarray:
         """Utilisation of the intervals of the next chunk, shape (intervals, nodes)."""
@@ -99,58 +109,65 @@ class BackgroundLoad:
             values = self._node_mean + config.burst_utilisation * in_burst
         return np.clip(values, 0.0, config.max_utilisation)
 
-    def _chunk(self, index: int) -> _Chunk:
-        if index == self._last_index:
-            return self._last_chunk
-        chunk = self._chunks.get(index)
-        if chunk is None:
-            if index < self._oldest_chunk:
-                raise ValueError(f"background load before {self._oldest_chunk * self._chunk_span_s} s was forgotten")
-            while self._next_chunk <= index:
-                utilisation = self._sample(self._next_chunk * self._chunk_intervals)
-                self._chunks[self._next_chunk] = _Chunk(utilisation, self._power)
-                self._next_chunk += 1
-            chunk = self._chunks[index]
-        self._last_index, self._last_chunk = index, chunk
-        return chunk
+    def _append(self, utilisation: np.ndarray) -> None:
+        """Add sampled intervals ``(intervals, nodes)`` after the last sampled one."""
+        power_w = self._power.power_w(utilisation)
+        load = np.stack((1.0 / (1.0 - utilisation), np.asarray(self._power.full_power_w) - power_w))
+        self._utilisation = np.concatenate((self._utilisation, utilisation))
+        self._utilisation.flags.writeable = False
+        self._load = np.concatenate((self._load, load), axis=1)
+        self._total_power_w += power_w.sum(axis=1).tolist()
+        self._next_interval += len(utilisation)
 
-    def load(self, node: int, time_s: float) -> tuple[float, float]:
-        """(slowdown ``1 / (1 - u)``, extra watts ``P(1) - P(u)`` of running a fragment) of ``node`` at ``time_s``."""
-        if self._constant is not None:
-            return self.constant_load[0][node], self.constant_load[1][node]
-        chunk_index, row = divmod(int(time_s / self._interval_s), self._chunk_intervals)
-        chunk = self._last_chunk if chunk_index == self._last_index else self._chunk(chunk_index)
-        return chunk.slowdown[row][node], chunk.extra_power_w[row][node]
+    def sample_chunk(self) -> None:
+        """Sample the next chunk of intervals (a no-op for the ``constant`` process)."""
+        if not self.is_constant:
+            self._append(self._sample(self._next_interval))
+
+    def _row(self, interval: int) -> int:
+        """The table row of ``interval``, sampling chunks up to it."""
+        if self.is_constant:
+            return 0
+        if interval < self._first_interval:
+            raise ValueError(f"background load before {self._first_interval * self._interval_s} s was forgotten")
+        while interval >= self._next_interval:
+            self.sample_chunk()
+        return interval - self._first_interval
 
     def utilisation_vector(self, time_s: float) -> np.ndarray:
         """Background utilisation of every node at ``time_s`` (read-only: a view of internal state)."""
-        if self._constant is not None:
-            return self._constant.utilisation[0]
-        chunk_index, row = divmod(int(time_s / self._interval_s), self._chunk_intervals)
-        return self._chunk(chunk_index).utilisation[row]
+        row = self._row(int(time_s / self._interval_s))  # may sample: before the table is read
+        return self._utilisation[row]
 
     def energy_j(self, start_s: float, end_s: float) -> float:
         """Joules the whole cluster draws at its background utilisation over ``[start_s, end_s]``."""
-        if self._constant is not None:
+        if self.is_constant:
             return self.constant_power_w * (end_s - start_s)
         interval_s = self._interval_s
         first, last = int(start_s / interval_s), int(end_s / interval_s)
         if first == last:
-            chunk_index, row = divmod(first, self._chunk_intervals)
-            return self._chunk(chunk_index).total_power_w[row] * (end_s - start_s)
+            row = self._row(first)
+            return self._total_power_w[row] * (end_s - start_s)
         energy_j = 0.0
         for interval in range(first, last + 1):
             overlap_s = min(end_s, (interval + 1) * interval_s) - max(start_s, interval * interval_s)
             if overlap_s > 0.0:
-                chunk_index, row = divmod(interval, self._chunk_intervals)
-                energy_j += self._chunk(chunk_index).total_power_w[row] * overlap_s
+                row = self._row(interval)
+                energy_j += self._total_power_w[row] * overlap_s
         return energy_j
+
+    @property
+    def sampled_intervals(self) -> int:
+        """Intervals held in memory (sampled and not yet dropped)."""
+        return self._next_interval - self._first_interval
 
     def forget_before(self, time_s: float) -> None:
         """Drop the chunks that end before ``time_s`` (no later query may ask about them)."""
-        if self._constant is not None:
+        if self.is_constant:
             return
-        current = int(time_s / self._chunk_span_s)
-        while self._oldest_chunk < current:
-            self._chunks.pop(self._oldest_chunk, None)
-            self._oldest_chunk += 1
+        first = min(int(time_s / self._chunk_span_s) * self._chunk_intervals, self._next_interval)
+        if first > self._first_interval:
+            drop = first - self._first_interval
+            self._utilisation, self._load = self._utilisation[drop:], self._load[:, drop:].copy()  # contiguous
+            del self._total_power_w[:drop]
+            self._first_interval = first

@@ -4,6 +4,8 @@ Every node starts up at time 0.  Its failure and repair times are sampled
 lazily, :data:`CHUNK_CYCLES` up/down cycles for all nodes at a time, so a node's
 history does not depend on the order in which it is queried.  Cycles that ended
 before :meth:`FailureProcess.forget_before` are dropped when the next chunk is drawn.
+The scheduler's compiled pass reads the change times from one padded table
+(:attr:`FailureProcess.change_table`) through :func:`find_first_failure_s` and :func:`find_repair_s`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,44 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 
+import numba
 import numpy as np
 
 from envs.sim.types import FailureConfig
 
 CHUNK_CYCLES = 16
 """Up/down cycles drawn per node at a time."""
+
+
+@numba.njit(cache=True)
+def _covered(change_s, change_count, node, time_s):
+    """Whether ``node``'s sampled change times reach past ``time_s``."""
+    return change_s[node, change_count[node] - 1] > time_s
+
+
+@numba.njit(cache=True)
+def find_first_failure_s(change_s, change_count, node, start_s, end_s):
+    """``(covered, time)``: the earliest time in ``[start_s, end_s)`` at which ``node`` is down (``start_s`` if it
+    is down then; ``inf`` if it stays up), from a :attr:`FailureProcess.change_table`; ``covered`` is False
+    (and the time meaningless) when the table does not reach past ``end_s``."""
+    if not _covered(change_s, change_count, node, end_s):
+        return False, 0.0
+    changes = change_s[node, : change_count[node]]
+    index = np.searchsorted(changes, start_s, side="right")
+    if index % 2:
+        return True, start_s
+    return True, changes[index] if changes[index] < end_s else math.inf
+
+
+@numba.njit(cache=True)
+def find_repair_s(change_s, change_count, node, time_s):
+    """``(covered, time)``: when ``node``, down at ``time_s``, is up again (``time_s`` itself if it is up), from a
+    :attr:`FailureProcess.change_table`; ``covered`` is False when the table does not reach past ``time_s``."""
+    if not _covered(change_s, change_count, node, time_s):
+        return False, 0.0
+    changes = change_s[node, : change_count[node]]
+    index = np.searchsorted(changes, time_s, side="right")
+    return True, changes[index] if index % 2 else time_s
 
 
 class FailureProcess:
@@ -33,12 +67,12 @@ class FailureProcess:
         self._changes_s: list[list[float]] = [[] for _ in range(self._node_count)]
         self._last_change_s = np.zeros(self._node_count)
         self._forget_s = 0.0
-        self._extend()
+        self.extend()
         # up_vector's cache: each node's state and the next time it may change
         self._up = np.ones(self._node_count, dtype=bool)
         self._valid_until_s = np.zeros(self._node_count)
 
-    def _extend(self) -> None:
+    def extend(self) -> None:
         """Draw one more chunk of cycles for every node (and drop cycles that ended before ``forget_before``)."""
         nodes = self._node_count
         durations_s = np.empty((nodes, 2 * CHUNK_CYCLES))
@@ -51,28 +85,39 @@ class FailureProcess:
             ended = bisect_left(changes, self._forget_s)
             del changes[: ended - ended % 2]
             changes.extend(new_changes)
+        counts = [len(changes) for changes in self._changes_s]
+        table = np.full((nodes, max(counts)), math.inf)
+        for node, changes in enumerate(self._changes_s):
+            table[node, : counts[node]] = changes
+        self.change_table = (table, np.array(counts, dtype=np.int64))
+        """What :func:`find_first_failure_s` and :func:`find_repair_s` read: ``(change times, count)``, each node's sorted
+        change times (failure, repair, failure, ...) padded with ``inf``, and how many it has.  Call
+        :meth:`extend` when they do not reach far enough."""
 
     def _changes_covering(self, node: int, time_s: float) -> list[float]:
         """The node's change times, sampled at least past ``time_s``."""
         changes = self._changes_s[node]
         while changes[-1] <= time_s:
-            self._extend()
+            self.extend()
         return changes
+
+    def _answer(self, find, node: int, *times_s: float) -> float:
+        """What ``find`` (:func:`find_first_failure_s` or :func:`find_repair_s`) answers about ``node`` and
+        ``times_s``, drawing more cycles until the change table covers them."""
+        while True:
+            covered, time_s = find(*self.change_table, node, *times_s)
+            if covered:
+                return time_s
+            self.extend()
 
     def first_failure_s(self, node: int, start_s: float, end_s: float) -> float:
         """Earliest time in ``[start_s, end_s)`` at which ``node`` is down (``start_s`` if it is
         down then); ``math.inf`` if it stays up throughout."""
-        changes = self._changes_covering(node, end_s)
-        index = bisect_right(changes, start_s)
-        if index % 2:
-            return start_s
-        return changes[index] if changes[index] < end_s else math.inf
+        return self._answer(find_first_failure_s, node, start_s, end_s)
 
     def repair_s(self, node: int, time_s: float) -> float:
         """When ``node``, down at ``time_s``, is up again (``time_s`` itself if it is up)."""
-        changes = self._changes_covering(node, time_s)
-        index = bisect_right(changes, time_s)
-        return changes[index] if index % 2 else time_s
+        return self._answer(find_repair_s, node, time_s)
 
     def is_up(self, node: int, time_s: float) -> bool:
         return bisect_right(self._changes_covering(node, time_s), time_s) % 2 == 0

@@ -26,9 +26,9 @@ the transfer is busy for all of it.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 
 from envs.cluster.traces import BandwidthTrace
@@ -58,16 +58,114 @@ def step_means_mbps(trace: BandwidthTrace, step_s: float) -> np.ndarray:
     return np.diff(edges_mbit) / step_s
 
 
+(_FIRST_STEP, _FIRST_CUMULATIVE, _LENGTH, _OFFSET) = range(4)
+"""Rows of ``link_index``: per link, where its step means start in ``steps_mbps``, where its cumulative sums
+start in ``cumulative_mbit``, its period in steps and its offset in steps (drawn at reset)."""
+
+
+@numba.njit(cache=True)
+def _opens_s(steps_mbps, cumulative_mbit, link_index, link, start_s, step_s):
+    """When ``link`` first carries data at or after ``start_s``."""
+    length = link_index[_LENGTH, link]
+    step = int(start_s / step_s)
+    position = (step + link_index[_OFFSET, link]) % length
+    if steps_mbps[link_index[_FIRST_STEP, link] + position] > 0.0:
+        return start_s
+    first = link_index[_FIRST_CUMULATIVE, link]
+    cumulative = cumulative_mbit[first: first + length + 1]
+    # the first later step with data: where the cumulative sum first grows past its value here
+    later = np.searchsorted(cumulative, cumulative[position + 1], side="right") - 1
+    if later >= length:  # none before the period ends: the first one of the next period
+        later = np.searchsorted(cumulative, 0.0, side="right") - 1 + length
+    return (step + later - position) * step_s
+
+
+@numba.njit(cache=True)
+def _carried_by_s(steps_mbps, cumulative_mbit, link_index, link, start_s, megabits, step_s):
+    """When ``link``, sending from ``start_s`` at its trace's rate step after step, has carried ``megabits``."""
+    length = link_index[_LENGTH, link]
+    steps = steps_mbps[link_index[_FIRST_STEP, link]: link_index[_FIRST_STEP, link] + length]
+    first = link_index[_FIRST_CUMULATIVE, link]
+    cumulative = cumulative_mbit[first: first + length + 1]
+    step = int(start_s / step_s)
+    position = (step + link_index[_OFFSET, link]) % length
+    step_end_s = (step + 1) * step_s
+    first_mbit = steps[position] * (step_end_s - start_s)
+    if first_mbit >= megabits:
+        return start_s + megabits / steps[position]
+    # the rest, counted from the start of the next step along the periodic cumulative sum
+    period_mbit = cumulative[length]
+    periods, rest_mbit = divmod(megabits - first_mbit, period_mbit)
+    if rest_mbit <= 0.0:
+        periods, rest_mbit = periods - 1, period_mbit
+    target_mbit = cumulative[position + 1] + rest_mbit
+    steps_before = -(position + 1)
+    if target_mbit > period_mbit:  # wraps into the next period
+        target_mbit -= period_mbit
+        steps_before += length
+    end = np.searchsorted(cumulative, target_mbit, side="left")  # cumulative[end - 1] < target
+    within_s = (target_mbit - cumulative[end - 1]) / steps[end - 1]
+    return step_end_s + (periods * length + steps_before + end - 1) * step_s + within_s
+
+
+@numba.njit(cache=True)
+def reserve_transfer(link_busy_until_s, steps_mbps, cumulative_mbit, link_index, latency_s, step_s, sender, receiver,
+                     ready_s, transfer_bytes):
+    """Reserve ``sender``'s uplink and ``receiver``'s downlink (rows 0 and 1 of ``link_busy_until_s``) for
+    ``transfer_bytes`` whose data exists from ``ready_s`` on; returns when the data has arrived at
+    ``receiver`` (see the module docstring).  The other arguments are :attr:`Network.link_tables`."""
+    start_s = ready_s
+    if link_busy_until_s[0, sender] > start_s:
+        start_s = link_busy_until_s[0, sender]
+    if link_busy_until_s[1, receiver] > start_s:
+        start_s = link_busy_until_s[1, receiver]
+    uplink, downlink = sender, latency_s.size + receiver
+    if transfer_bytes <= 0:
+        link_busy_until_s[0, sender] = link_busy_until_s[1, receiver] = start_s
+        return start_s + latency_s[sender] + latency_s[receiver]
+    step = int(start_s / step_s)
+    up_mbps = steps_mbps[link_index[_FIRST_STEP, uplink]
+                         + (step + link_index[_OFFSET, uplink]) % link_index[_LENGTH, uplink]]
+    down_mbps = steps_mbps[link_index[_FIRST_STEP, downlink]
+                           + (step + link_index[_OFFSET, downlink]) % link_index[_LENGTH, downlink]]
+    megabits = transfer_bytes * MEGABITS_PER_BYTE
+    slower_mbps = up_mbps if up_mbps < down_mbps else down_mbps
+    if slower_mbps > 0.0 and start_s + megabits / slower_mbps <= (step + 1) * step_s:
+        # the common case: both links carry it within the step it starts in
+        link_busy_until_s[0, sender] = start_s + megabits / up_mbps
+        link_busy_until_s[1, receiver] = start_s + megabits / down_mbps
+        return start_s + megabits / slower_mbps + latency_s[sender] + latency_s[receiver]
+    up_end_s = _carried_by_s(steps_mbps, cumulative_mbit, link_index, uplink, start_s, megabits, step_s)
+    down_end_s = _carried_by_s(steps_mbps, cumulative_mbit, link_index, downlink,
+                               _opens_s(steps_mbps, cumulative_mbit, link_index, uplink, start_s, step_s), megabits,
+                               step_s)
+    link_busy_until_s[0, sender], link_busy_until_s[1, receiver] = up_end_s, down_end_s
+    return (up_end_s if up_end_s > down_end_s else down_end_s) + latency_s[sender] + latency_s[receiver]
+
+
 class Network:
     """The access links of all nodes (node i = links[i]).
 
     Internally link ``i`` is node ``i``'s uplink and link ``nodes + i`` its downlink.
+
+    Args:
+        links: one per node.
+        step_s: the traces are averaged over steps of this many seconds.
+        link_busy_until_s: where to keep the links' busy-until times, a ``(2, nodes)`` float64 array (rows:
+            uplinks, downlinks), e.g. rows of a larger state array; by default an array of its own.
     """
 
-    def __init__(self, links: Sequence[LinkConfig], step_s: float):
+    def __init__(self, links: Sequence[LinkConfig], step_s: float, link_busy_until_s: np.ndarray | None = None):
         self.step_s = step_s
         self.node_count = len(links)
-        self.latency_s: list[float] = [link.latency_s for link in links]
+        if link_busy_until_s is None:
+            link_busy_until_s = np.zeros((2, self.node_count))
+        if link_busy_until_s.shape != (2, self.node_count) or link_busy_until_s.dtype != np.float64:
+            raise ValueError(f"link_busy_until_s must be a (2, {self.node_count}) float64 array, got "
+                             f"{link_busy_until_s.shape} {link_busy_until_s.dtype}")
+        self.link_busy_until_s = link_busy_until_s
+        """Time until which each node's uplink (row 0) and downlink (row 1) is reserved, seconds."""
+        self.latency_s = np.array([link.latency_s for link in links], dtype=float)
         """One-way latency of each node's link, seconds."""
         traces = [(link.uplink, link.bandwidth_scale, f"NodeConfig[{node}].link.uplink")
                   for node, link in enumerate(links)]
@@ -85,101 +183,48 @@ class Network:
                 row = rows[(id(trace), scale)] = len(tables)
                 tables.append(means)
             row_of_link.append(row)
-        table_lists = [table.tolist() for table in tables]
-        self._steps_mbps: list[list[float]] = [table_lists[row] for row in row_of_link]
-        # per link: Mbit carried from the start of its period to the start of each step (one extra entry)
-        cumulative = [np.concatenate(([0.0], np.cumsum(table) * step_s)).tolist() for table in tables]
-        self._cumulative_mbit: list[list[float]] = [cumulative[row] for row in row_of_link]  # lists: bisect is
-        # cheaper than numpy's searchsorted on one value, with the same result
-        self._length: list[int] = [len(steps) for steps in self._steps_mbps]
-        self._length_array = np.asarray(self._length)
-        # all links' step means back to back, for the vectorised lookup of bandwidth_mbps
-        row_start = np.concatenate(([0], np.cumsum([len(table) for table in tables])[:-1]))
-        self._flat_table = np.concatenate(tables)
-        self._link_start = row_start[row_of_link]
+        lengths = np.array([len(table) for table in tables])
+        # all distinct step tables back to back, and per table the Mbit carried from the start of its period to
+        # the start of each step (one extra entry), back to back
+        self._steps_mbps = np.concatenate(tables)
+        self._cumulative_mbit = np.concatenate([np.concatenate(([0.0], np.cumsum(table) * step_s))
+                                                for table in tables])
+        self._link_index = np.zeros((4, 2 * self.node_count), dtype=np.int64)  # rows: see _FIRST_STEP ...
+        self._link_index[_FIRST_STEP] = np.concatenate(([0], np.cumsum(lengths)[:-1]))[row_of_link]
+        self._link_index[_FIRST_CUMULATIVE] = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))[row_of_link]
+        self._link_index[_LENGTH] = lengths[row_of_link]
+
+    @property
+    def link_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What :func:`reserve_transfer` reads after ``link_busy_until_s``: (step means, cumulative Mbit, link index,
+        latency), arrays that stay the same objects for the network's life."""
+        return self._steps_mbps, self._cumulative_mbit, self._link_index, self.latency_s
+
+    @property
+    def uplink_busy_until_s(self) -> np.ndarray:
+        """Time until which each node's uplink is reserved, seconds (a view)."""
+        return self.link_busy_until_s[0]
+
+    @property
+    def downlink_busy_until_s(self) -> np.ndarray:
+        """Time until which each node's downlink is reserved, seconds (a view)."""
+        return self.link_busy_until_s[1]
 
     def reset(self, rng: np.random.Generator) -> None:
         """Idle links, each starting at an offset (whole steps) drawn from ``rng``."""
-        offsets = rng.integers(0, self._length_array)
-        self._offset_array = offsets
-        # per link: (step means, offset, period in steps, one-way latency of its node)
-        links = list(zip(self._steps_mbps, offsets.tolist(), self._length, self.latency_s + self.latency_s,
-                         self._cumulative_mbit))
-        self._uplinks, self._downlinks = links[: self.node_count], links[self.node_count:]
-        self.uplink_busy_until_s = [0.0] * self.node_count
-        """Time until which each node's uplink is reserved, seconds."""
-        self.downlink_busy_until_s = [0.0] * self.node_count
-        """Time until which each node's downlink is reserved, seconds."""
+        self._link_index[_OFFSET] = rng.integers(0, self._link_index[_LENGTH])
+        self.link_busy_until_s.fill(0.0)
 
     def send(self, sender: int, receiver: int, ready_s: float, transfer_bytes: float) -> float:
         """Reserve both links for ``transfer_bytes`` whose data exists from ``ready_s`` on; returns
-        when the data has arrived at ``receiver`` (see the module docstring)."""
-        uplink_busy, downlink_busy = self.uplink_busy_until_s, self.downlink_busy_until_s
-        start_s = ready_s
-        if uplink_busy[sender] > start_s:
-            start_s = uplink_busy[sender]
-        if downlink_busy[receiver] > start_s:
-            start_s = downlink_busy[receiver]
-        up_link, down_link = self._uplinks[sender], self._downlinks[receiver]
-        up_steps, up_offset, up_length, up_latency_s, _ = up_link
-        down_steps, down_offset, down_length, down_latency_s, _ = down_link
-        if transfer_bytes <= 0:
-            uplink_busy[sender] = downlink_busy[receiver] = start_s
-            return start_s + up_latency_s + down_latency_s
-        step = int(start_s / self.step_s)
-        up_mbps = up_steps[(step + up_offset) % up_length]
-        down_mbps = down_steps[(step + down_offset) % down_length]
-        megabits = transfer_bytes * MEGABITS_PER_BYTE
-        slower_mbps = up_mbps if up_mbps < down_mbps else down_mbps
-        if slower_mbps > 0.0 and start_s + megabits / slower_mbps <= (step + 1) * self.step_s:
-            # the common case: both links carry it within the step it starts in
-            uplink_busy[sender] = start_s + megabits / up_mbps
-            downlink_busy[receiver] = start_s + megabits / down_mbps
-            return start_s + megabits / slower_mbps + up_latency_s + down_latency_s
-        up_end_s = uplink_busy[sender] = self._carried_by_s(up_link, start_s, megabits)
-        down_end_s = downlink_busy[receiver] = self._carried_by_s(down_link, self._opens_s(up_link, start_s),
-                                                                  megabits)
-        return (up_end_s if up_end_s > down_end_s else down_end_s) + up_latency_s + down_latency_s
-
-    def _opens_s(self, link: tuple, start_s: float) -> float:
-        """When ``link`` first carries data at or after ``start_s``."""
-        steps_mbps, offset, length, _, cumulative_mbit = link
-        step = int(start_s / self.step_s)
-        position = (step + offset) % length
-        if steps_mbps[position] > 0.0:
-            return start_s
-        # the first later step with data: where the cumulative sum first grows past its value here
-        later = bisect_right(cumulative_mbit, cumulative_mbit[position + 1]) - 1
-        if later >= length:  # none before the period ends: the first one of the next period
-            later = bisect_right(cumulative_mbit, 0.0) - 1 + length
-        return (step + later - position) * self.step_s
-
-    def _carried_by_s(self, link: tuple, start_s: float, megabits: float) -> float:
-        """When ``link``, sending from ``start_s`` at its trace's rate step after step, has carried ``megabits``."""
-        steps_mbps, offset, length, _, cumulative_mbit = link
-        step = int(start_s / self.step_s)
-        position = (step + offset) % length
-        step_end_s = (step + 1) * self.step_s
-        first_mbit = steps_mbps[position] * (step_end_s - start_s)
-        if first_mbit >= megabits:
-            return start_s + megabits / steps_mbps[position]
-        # the rest, counted from the start of the next step along the periodic cumulative sum
-        period_mbit = cumulative_mbit[-1]
-        periods, rest_mbit = divmod(megabits - first_mbit, period_mbit)
-        if rest_mbit <= 0.0:
-            periods, rest_mbit = periods - 1, period_mbit
-        target_mbit = cumulative_mbit[position + 1] + rest_mbit
-        steps_before = -(position + 1)
-        if target_mbit > period_mbit:  # wraps into the next period
-            target_mbit -= period_mbit
-            steps_before += length
-        end = bisect_left(cumulative_mbit, target_mbit)  # cumulative[end - 1] < target
-        within_s = (target_mbit - cumulative_mbit[end - 1]) / steps_mbps[end - 1]
-        return float(step_end_s + (periods * length + steps_before + end - 1) * self.step_s + within_s)
+        when the data has arrived at ``receiver`` (:func:`reserve_transfer`)."""
+        return reserve_transfer(self.link_busy_until_s, self._steps_mbps, self._cumulative_mbit, self._link_index,
+                                self.latency_s, self.step_s, sender, receiver, ready_s, transfer_bytes)
 
     def bandwidth_mbps(self, times_s: float | np.ndarray) -> np.ndarray:
         """Bandwidth of every link at ``times_s`` (a time or an array of times), Mbit/s: the nodes' uplinks,
         then their downlinks, along the last axis (shape ``(..., 2 nodes)``)."""
         steps = (np.asarray(times_s) / self.step_s).astype(np.int64)  # whole steps since 0 (times >= 0)
-        positions = self._link_start + (steps[..., None] + self._offset_array) % self._length_array
-        return self._flat_table.take(positions)
+        index = self._link_index
+        positions = index[_FIRST_STEP] + (steps[..., None] + index[_OFFSET]) % index[_LENGTH]
+        return self._steps_mbps.take(positions)

@@ -14,9 +14,8 @@ Nothing grows with the number of finished jobs: outcomes are handed out by
 
 For speed, the per-node values an observation needs live in one preallocated
 ``(len(NODE_VALUES), nodes)`` array: the busy-until times of nodes and links (as
-absolute times, copied from the scheduler's and the network's lists for the
-nodes a job touches) and free memory are kept up to date as jobs are submitted
-and finish; bandwidth, background load and node state are brought to the
+absolute times; its rows are the very arrays the scheduler and the network reserve
+in) and free memory are kept up to date as jobs are submitted and finish; bandwidth, background load and node state are brought to the
 current time when values are asked for; :meth:`ClusterSimulator.relative_node_values`
 then is one vector subtraction (of a preallocated shift holding the current time
 in the busy-until entries), :meth:`ClusterSimulator.node_values` and
@@ -48,7 +47,7 @@ from envs.cluster.energy import PowerModel
 from envs.cluster.failures import FailureProcess
 from envs.cluster.network import Network
 from envs.dnn.plan import Fragment, SplitPlan
-from envs.sim.schedule import CompiledPlan, Scheduler
+from envs.sim.schedule import ALL_ITEMS, CompiledPlan, Scheduler
 from envs.sim.types import NODE_VALUES, ClusterSnapshot, Job, JobOutcome, SimulatorConfig
 from envs.workload.apps import JobStream
 from envs.workload.training_jobs import MergedJobStream, TrainingJobStream
@@ -78,7 +77,7 @@ class _TrainingRun:
     job: Job
     plan: SplitPlan  # the training plan it runs (its family goes into the outcome)
     compiled: CompiledPlan
-    placement: tuple[int, ...]  # node of each fragment
+    placement: np.ndarray  # node of each fragment (int64)
     batches_left: int  # mini-batches not yet reserved
     energy_j: float  # energy of its mini-batches reserved so far, joules
 
@@ -106,30 +105,33 @@ class ClusterSimulator:
         devices = [node.device for node in config.nodes]
         self._usable_memory_bytes = [device.usable_memory_bytes for device in devices]
         self._power = PowerModel(devices)
-        self._network = Network([node.link for node in config.nodes], config.bandwidth_step_s)
+        self._state = np.zeros((len(NODE_VALUES), self.node_count))
+        """The rows of node_values(), busy-until times as absolute times (see the module docstring)."""
+        self._network = Network([node.link for node in config.nodes], config.bandwidth_step_s,
+                                self._state[_UPLINK_BACKLOG: _DOWNLINK_BACKLOG + 1])
         self._background = BackgroundLoad(config.background, self._power, self.node_count)
         self._failures = FailureProcess(config.failures, self.node_count) if config.failures.enabled else None
         self._scheduler = Scheduler([device.speed_factor for device in devices], self._network, self._background,
                                     self._failures,
-                                    config.failures.max_retries if config.failures.policy == "retry" else 0)
+                                    config.failures.max_retries if config.failures.policy == "retry" else 0,
+                                    self._state[_QUEUED])
         self._compiled: dict[int, CompiledPlan] = {}
         stream_count = len(STREAMS) - (config.workload.training is None)
         self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in range(stream_count)]
-        self._state = np.zeros((len(NODE_VALUES), self.node_count))
-        """The rows of node_values(), busy-until times as absolute times (see the module docstring)."""
         self._timed_size = _TIMES * self.node_count  # entries of the busy-until rows, flattened
         self._time_shift = np.zeros(self._state.size)  # now in the busy-until entries, 0 elsewhere (flattened)
         self._bind_views()
         self._start(rng)
 
-    _VIEWS = ("_busy_row", "_uplink_row", "_downlink_row", "_free_row", "_bandwidth_rows", "_free_memory_view",
-              "_flat_state", "_shift_times")
+    _VIEWS = ("_free_row", "_bandwidth_rows", "_free_memory_view", "_flat_state", "_shift_times")
 
     def _bind_views(self) -> None:
-        """Views of the state and scratch arrays that the hot paths write through (made once: cheaper)."""
+        """Views of the state and scratch arrays that the hot paths write through (made once: cheaper), and the
+        scheduler's and network's busy-until times as rows of the state."""
         state = self._state
-        self._busy_row, self._uplink_row = state[_QUEUED], state[_UPLINK_BACKLOG]
-        self._downlink_row, self._free_row = state[_DOWNLINK_BACKLOG], state[_FREE_MEMORY]
+        self._scheduler.busy_until_s = state[_QUEUED]
+        self._network.link_busy_until_s = state[_UPLINK_BACKLOG: _DOWNLINK_BACKLOG + 1]
+        self._free_row = state[_FREE_MEMORY]
         self._bandwidth_rows = state[_UPLINK: _DOWNLINK + 1].reshape(-1)  # a view: uplinks, then downlinks
         self._flat_state = state.reshape(-1)
         self._free_memory_view = state[_FREE_MEMORY].view()
@@ -141,7 +143,7 @@ class ClusterSimulator:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._bind_views()  # pickling copies views: point them at the arrays again
+        self._bind_views()  # pickling copies views (the scheduler's and network's rows too): point them at the state
 
     # ------------------------------------------------------------------ episode
 
@@ -280,7 +282,8 @@ class ClusterSimulator:
         return fragment.memory_bytes <= self._free_memory_bytes[node] and (
             self._failures is None or self._failures.is_up(node, self.time_s))
 
-    def _compile(self, plan: SplitPlan, placement: Sequence[int]) -> CompiledPlan:
+    def _compile(self, plan: SplitPlan, placement: Sequence[int]) -> tuple[CompiledPlan, np.ndarray]:
+        """The plan compiled (cached by plan object) and the placement as an int64 array, checked."""
         cached = self._compiled.get(id(plan))
         if cached is None or cached.plan is not plan:
             if len(self._compiled) >= PLAN_CACHE_SIZE:
@@ -291,7 +294,7 @@ class ClusterSimulator:
                              f"{cached.fragment_count} fragments")
         if min(placement) < 0 or max(placement) >= self.node_count:
             raise ValueError(f"placement {list(placement)} names a node outside [0, {self.node_count})")
-        return cached
+        return cached, np.array(placement, dtype=np.int64)
 
     def _placement_fits(self, compiled: CompiledPlan, placement: Sequence[int]) -> bool:
         """Every fragment's node is up and holds the memory of all the job's fragments placed there."""
@@ -338,7 +341,7 @@ class ClusterSimulator:
         mini-batch of ``items`` samples at a time (only the first is reserved now) and holds its
         fragments' memory until its last mini-batch completes.
         """
-        compiled = self._compile(plan, placement)
+        compiled, nodes = self._compile(plan, placement)
         if job is None or job is not self._awaiting:
             self._take_awaiting(job)  # raises
         self._awaiting = None
@@ -346,12 +349,12 @@ class ClusterSimulator:
             self._resolve_infeasible(job, plan.family)
             return False
         if job.training:
-            self._start_training(_TrainingRun(job, plan, compiled, tuple(placement), job.iterations, 0.0))
+            self._start_training(_TrainingRun(job, plan, compiled, nodes, job.iterations, 0.0))
             return True
         reach = compiled.sampled_reach(job.items, self._exit_rng)
-        completion_s, failure_s, energy_j = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
-                                                                     reach, job.iterations, True)
-        self._reserve(compiled, placement, job.origin, reach, failure_s)
+        completion_s, failure_s, energy_j = self._scheduler.schedule(compiled, nodes, job.origin, self.time_s,
+                                                                     job.items, reach, job.iterations, True)
+        self._reserve(compiled, placement, reach, failure_s)
         self._file_outcome(job, plan, completion_s, failure_s, energy_j)
         return True
 
@@ -373,7 +376,7 @@ class ClusterSimulator:
         """Take the memory of a training job's fragments (its weights and optimizer state stay there until its
         last mini-batch completes) and reserve its first mini-batch now."""
         free, free_row = self._free_memory_bytes, self._free_row
-        for node, fragment_bytes in zip(run.placement, run.compiled.memory_bytes):
+        for node, fragment_bytes in zip(run.placement.tolist(), run.compiled.memory_bytes):
             free[node] -= fragment_bytes
             free_row[node] = free[node]
         self._run_mini_batch(run, self.time_s)
@@ -383,38 +386,28 @@ class ClusterSimulator:
         following one as a continuation at this one's completion; or, after the last mini-batch or a node
         failure, release the job's memory and file its outcome (energy: all its mini-batches)."""
         job, compiled, placement = run.job, run.compiled, run.placement
-        completion_s, failure_s, energy_j = self._scheduler.schedule(
-            compiled, placement, job.origin, start_s, [job.items] * compiled.fragment_count, 1, True)
-        self._copy_busy_times(placement, job.origin)
+        completion_s, failure_s, energy_j = self._scheduler.schedule(compiled, placement, job.origin, start_s,
+                                                                     job.items, ALL_ITEMS, 1, True)
         run.energy_j += energy_j
         run.batches_left -= 1
         if run.batches_left and failure_s == math.inf:
             heapq.heappush(self._continuations, (completion_s, job.job_id, run))
             return
         release_s = min(completion_s, failure_s)
-        for node, fragment_bytes in zip(placement, compiled.memory_bytes):
+        for node, fragment_bytes in zip(placement.tolist(), compiled.memory_bytes):
             heapq.heappush(self._memory_releases, (release_s, node, fragment_bytes))
         self._file_outcome(job, run.plan, completion_s, failure_s, run.energy_j)
 
-    def _copy_busy_times(self, placement: Sequence[int], origin: int) -> None:
-        """Copy the busy-until times of the nodes a job touches (its placement and origin) into the state rows."""
-        busy, uplink, downlink = (self._scheduler.busy_until_s, self._network.uplink_busy_until_s,
-                                  self._network.downlink_busy_until_s)
-        for node in (*placement, origin):
-            self._busy_row[node] = busy[node]
-            self._uplink_row[node] = uplink[node]
-            self._downlink_row[node] = downlink[node]
-
-    def _reserve(self, compiled: CompiledPlan, placement: Sequence[int], origin: int, reach: Sequence[int],
-                 failure_s: float) -> None:
-        """Copy the touched nodes' busy-until times into the state rows and book the fragments' memory."""
-        self._copy_busy_times(placement, origin)
+    def _reserve(self, compiled: CompiledPlan, placement: Sequence[int], reach: np.ndarray, failure_s: float) -> None:
+        """Book the memory of the job's fragments that run (all, or those its early exits let ``reach`` items
+        get to) until each finishes (or the job fails at ``failure_s``)."""
         free, free_row = self._free_memory_bytes, self._free_row
-        memory_bytes, finish_s = compiled.memory_bytes, compiled.finish_s
+        memory_bytes, finish_s = compiled.memory_bytes, compiled.finish_s.tolist()
         push, releases = heapq.heappush, self._memory_releases
+        reached = reach.tolist() if reach.size else None
         for fragment, node in enumerate(placement):
             fragment_bytes = memory_bytes[fragment]
-            if fragment_bytes and reach[fragment]:
+            if fragment_bytes and (reached is None or reached[fragment]):
                 free[node] -= fragment_bytes
                 free_row[node] = free[node]
                 release_s = finish_s[fragment] if finish_s[fragment] < failure_s else failure_s
@@ -425,10 +418,10 @@ class ClusterSimulator:
         it does not fit).  Same reservation computation as :meth:`submit`, nothing reserved; future
         failures are not foreseen and early exits count with their mean.  A training job's mini-batches
         are estimated back to back, as if no job submitted meanwhile came between them."""
-        compiled = self._compile(plan, placement)
+        compiled, nodes = self._compile(plan, placement)
         if not self._placement_fits(compiled, placement):
             return math.inf
-        completion_s, _, _ = self._scheduler.schedule(compiled, placement, job.origin, self.time_s,
+        completion_s, _, _ = self._scheduler.schedule(compiled, nodes, job.origin, self.time_s, job.items,
                                                       compiled.expected_reach(job.items), job.iterations,
                                                       commit=False)
         return completion_s
@@ -450,7 +443,7 @@ class ClusterSimulator:
                 self._bandwidth_rows[:] = self._upcoming_bandwidth[source]
             self._loaded_row = source
             self._bandwidth_source = None
-        if self._background.constant_load is None:
+        if not self._background.is_constant:
             interval = int(self.time_s / self.config.background.interval_s)
             if interval != self._background_interval:
                 self._state[_BACKGROUND] = self._background.utilisation_vector(self.time_s)

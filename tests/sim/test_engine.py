@@ -524,8 +524,9 @@ def test_internal_state_stays_bounded_over_many_jobs(kit):
     job = simulator.reset(np.random.default_rng(0))
 
     def sizes():
-        return (len(simulator._memory_releases), len(simulator._unresolved), len(simulator._background._chunks),
-                len(simulator._compiled))
+        background = simulator._background
+        return (len(simulator._memory_releases), len(simulator._unresolved),
+                background.sampled_intervals // background._chunk_intervals, len(simulator._compiled))
 
     peaks = []
     for block in range(3):
