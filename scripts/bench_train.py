@@ -57,6 +57,16 @@ def ppo_steps_per_s(env: gymnasium.Env, steps: int, seed: int) -> tuple[float, f
     return (*_rates(model.num_timesteps, wall_s, time.process_time() - cpu), timed.step_s / wall_s)
 
 
+WARM_UP_STEPS = 200
+"""Random steps taken before anything is timed: one-off start-up costs (numba loading its compiled code, about
+0.25 s in a fresh process) are not the environment's speed."""
+
+
+def warm_up(env: gymnasium.Env, seed: int) -> None:
+    """Take :data:`WARM_UP_STEPS` random steps."""
+    random_steps_per_s(env, WARM_UP_STEPS, seed)
+
+
 def random_steps_per_s(env: gymnasium.Env, steps: int, seed: int) -> tuple[float, float]:
     """(per wall-clock second, per CPU second of this process)."""
     env.reset(seed=seed)
@@ -84,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[tuple[float, float, f
     results = {}
     for name, make in environments.items():
         env = make()
+        warm_up(env, args.seed)
         results[name] = (ppo_steps_per_s(env, args.steps, args.seed), random_steps_per_s(env, args.steps, args.seed))
         env.close()
     print(f"PPO (MlpPolicy, {PPO_KWARGS['n_steps']} steps/rollout, {PPO_KWARGS['n_epochs']} epochs), "

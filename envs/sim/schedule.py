@@ -57,6 +57,9 @@ NO_FAILURES = (np.full((0, 1), math.inf), np.zeros(0, dtype=np.int64))
 RUN_FIELDS = 4
 """Columns of the fragment runs a pass records: node, start_s, end_s, energy_j."""
 
+NO_RUNS = np.zeros((0, RUN_FIELDS))
+"""``runs`` for passes that record no fragment runs."""
+
 
 class CompiledPlan:
     """A :class:`SplitPlan` in the flat form :func:`reserve_pass` walks (built once per plan object).
@@ -169,7 +172,7 @@ def reserve_pass(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mb
     ``step_s``, seconds per reference second of each node, the background's
     :attr:`~envs.cluster.background.BackgroundLoad.load_table`, a failure change table (:data:`NO_FAILURES`:
     ignore failures) and the retries allowed, the :class:`CompiledPlan`'s ``index``, ``values``,
-    ``finish_s`` (written) and ``runs`` (written; zero rows: not recorded), and the job: ``placement``
+    ``finish_s`` (written) and ``runs`` (written; :data:`NO_RUNS`: not recorded), and the job: ``placement``
     (int64 node per fragment), ``origin``, ``start_s``, ``items`` and ``reach`` (:data:`ALL_ITEMS` or the
     items reaching each fragment).  Unless ``status`` is ``DONE`` every busy-until time is as before.
     """
@@ -340,7 +343,7 @@ class Scheduler:
         """One pass of the plan (:func:`reserve_pass`), sampling background and failure times until they reach
         far enough; ``failures``: failures cut it short; ``record``: its fragment runs are added to :attr:`runs`."""
         steps_mbps, cumulative_mbit, link_index, latency_s = self._network.link_tables
-        runs = compiled.runs if record else compiled.runs[:0]
+        runs = compiled.runs if record else NO_RUNS
         while True:
             load, first_interval, interval_s = self._background.load_table
             change_s, change_count = self._failures.change_table if failures else NO_FAILURES
