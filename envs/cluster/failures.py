@@ -90,8 +90,8 @@ class FailureProcess:
         for node, changes in enumerate(self._changes_s):
             table[node, : counts[node]] = changes
         self.change_table = (table, np.array(counts, dtype=np.int64))
-        """What :func:`find_first_failure_s` and :func:`find_repair_s` read: ``(change times, count)``, each node's sorted
-        change times (failure, repair, failure, ...) padded with ``inf``, and how many it has.  Call
+        """What :func:`find_first_failure_s` and :func:`find_repair_s` read: ``(change times, count)``, each node's
+        sorted change times (failure, repair, failure, ...) padded with ``inf``, and how many it has.  Call
         :meth:`extend` when they do not reach far enough."""
 
     def _changes_covering(self, node: int, time_s: float) -> list[float]:

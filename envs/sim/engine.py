@@ -14,10 +14,10 @@ Nothing grows with the number of finished jobs: outcomes are handed out by
 
 For speed, the per-node values an observation needs live in one preallocated
 ``(len(NODE_VALUES), nodes)`` array: the busy-until times of nodes and links (as
-absolute times; its rows are the very arrays the scheduler and the network reserve
-in) and free memory are kept up to date as jobs are submitted and finish; bandwidth, background load and node state are brought to the
-current time when values are asked for; :meth:`ClusterSimulator.relative_node_values`
-then is one vector subtraction (of a preallocated shift holding the current time
+absolute times) and free memory, whose rows are the very arrays the scheduler and the
+network reserve in, are kept up to date as jobs are submitted and finish; bandwidth,
+background load and node state are brought to the current time when values are asked for;
+:meth:`ClusterSimulator.relative_node_values` then is one vector subtraction (of a preallocated shift holding the current time
 in the busy-until entries), :meth:`ClusterSimulator.node_values` and
 :meth:`ClusterSimulator.scaled_node_values` a few more.  Jobs are drawn
 :data:`PREFETCH_JOBS` at a time (the workload does not depend on the actions),
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -47,7 +46,8 @@ from envs.cluster.energy import PowerModel
 from envs.cluster.failures import FailureProcess
 from envs.cluster.network import Network
 from envs.dnn.plan import Fragment, SplitPlan
-from envs.sim.schedule import ALL_ITEMS, CompiledPlan, Scheduler
+from envs.sim.compiled_plan import ALL_ITEMS, CompiledPlan
+from envs.sim.schedule import Scheduler
 from envs.sim.types import NODE_VALUES, ClusterSnapshot, Job, JobOutcome, SimulatorConfig
 from envs.workload.apps import JobStream
 from envs.workload.training_jobs import MergedJobStream, TrainingJobStream
@@ -114,7 +114,7 @@ class ClusterSimulator:
         self._scheduler = Scheduler([device.speed_factor for device in devices], self._network, self._background,
                                     self._failures,
                                     config.failures.max_retries if config.failures.policy == "retry" else 0,
-                                    self._state[_QUEUED])
+                                    self._state[_QUEUED], self._state[_FREE_MEMORY])
         self._compiled: dict[int, CompiledPlan] = {}
         stream_count = len(STREAMS) - (config.workload.training is None)
         self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in range(stream_count)]
@@ -130,6 +130,7 @@ class ClusterSimulator:
         scheduler's and network's busy-until times as rows of the state."""
         state = self._state
         self._scheduler.busy_until_s = state[_QUEUED]
+        self._scheduler.free_memory_bytes = state[_FREE_MEMORY]
         self._network.link_busy_until_s = state[_UPLINK_BACKLOG: _DOWNLINK_BACKLOG + 1]
         self._free_row = state[_FREE_MEMORY]
         self._bandwidth_rows = state[_UPLINK: _DOWNLINK + 1].reshape(-1)  # a view: uplinks, then downlinks
@@ -163,7 +164,6 @@ class ClusterSimulator:
         self._network.reset(network_rng)
         self._exit_rng = exit_rng
         self._scheduler.reset()
-        self._free_memory_bytes = list(self._usable_memory_bytes)
         state = self._state
         state.fill(0.0)
         state[_FREE_MEMORY] = self._usable_memory_bytes
@@ -178,7 +178,6 @@ class ClusterSimulator:
         self._next_upcoming = 0
         self._bandwidth_source: int | None = -1  # row of _upcoming_bandwidth for now; -1: compute; None: in state
         self._loaded_row = -1  # row of _upcoming_bandwidth the state holds (-1: none)
-        self._memory_releases: list[tuple[float, int, int]] = []  # heap of (time_s, node, bytes)
         self._unresolved: list[tuple[float, int, JobOutcome]] = []  # heap of (resolve_s, job_id, outcome)
         self._continuations: list[tuple[float, int, _TrainingRun]] = []  # heap of (start_s, job_id, run)
         self._resolved: list[JobOutcome] = []
@@ -243,13 +242,7 @@ class ClusterSimulator:
             self.time_s = time_s
             if self._failures is not None:
                 self._failures.forget_before(time_s)
-        releases = self._memory_releases
-        if releases and releases[0][0] <= time_s:
-            free, free_row = self._free_memory_bytes, self._free_row
-            while releases and releases[0][0] <= time_s:
-                _, node, memory_bytes = heapq.heappop(releases)
-                free[node] += memory_bytes
-                free_row[node] = free[node]
+        self._scheduler.releases.release_until(self._free_row, time_s)
         unresolved = self._unresolved
         while unresolved and unresolved[0][0] <= time_s:
             self._resolve(heapq.heappop(unresolved)[2])
@@ -279,7 +272,7 @@ class ClusterSimulator:
 
     def fits(self, fragment: Fragment, node: int) -> bool:
         """Whether ``node`` is up and has ``fragment.memory_bytes`` free now."""
-        return fragment.memory_bytes <= self._free_memory_bytes[node] and (
+        return fragment.memory_bytes <= self._free_row[node] and (
             self._failures is None or self._failures.is_up(node, self.time_s))
 
     def _compile(self, plan: SplitPlan, placement: Sequence[int]) -> tuple[CompiledPlan, np.ndarray]:
@@ -295,25 +288,6 @@ class ClusterSimulator:
         if min(placement) < 0 or max(placement) >= self.node_count:
             raise ValueError(f"placement {list(placement)} names a node outside [0, {self.node_count})")
         return cached, np.array(placement, dtype=np.int64)
-
-    def _placement_fits(self, compiled: CompiledPlan, placement: Sequence[int]) -> bool:
-        """Every fragment's node is up and holds the memory of all the job's fragments placed there."""
-        free = self._free_memory_bytes
-        if compiled.fragment_count == 1:
-            if compiled.memory_bytes[0] > free[placement[0]]:
-                return False
-            return self._failures is None or self._failures.is_up(placement[0], self.time_s)
-        if len(set(placement)) == compiled.fragment_count:  # one fragment per node: compare in C
-            if not all(map(operator.le, compiled.memory_bytes, map(free.__getitem__, placement))):
-                return False
-            return self._failures is None or all(self._failures.is_up(node, self.time_s) for node in placement)
-        needed: dict[int, int] = {}
-        for node, memory_bytes in zip(placement, compiled.memory_bytes):
-            total = needed.get(node, 0) + memory_bytes
-            if total > free[node]:
-                return False
-            needed[node] = total
-        return self._failures is None or all(self._failures.is_up(node, self.time_s) for node in needed)
 
     def reject(self, job: Job, family: str = "") -> None:
         """Refuse the arrived ``job`` without running it: it fails at once with reason ``"infeasible"``
@@ -345,16 +319,21 @@ class ClusterSimulator:
         if job is None or job is not self._awaiting:
             self._take_awaiting(job)  # raises
         self._awaiting = None
-        if not self._placement_fits(compiled, placement):
+        scheduler = self._scheduler
+        # checked first for a training job (which books its memory itself) and an early-exit plan (whose exits
+        # are drawn only for jobs that run)
+        if (job.training or compiled.chain is not None) and not scheduler.fits(compiled, nodes, self.time_s):
             self._resolve_infeasible(job, plan.family)
             return False
         if job.training:
             self._start_training(_TrainingRun(job, plan, compiled, nodes, job.iterations, 0.0))
             return True
         reach = compiled.sampled_reach(job.items, self._exit_rng)
-        completion_s, failure_s, energy_j = self._scheduler.schedule(compiled, nodes, job.origin, self.time_s,
-                                                                     job.items, reach, job.iterations, True)
-        self._reserve(compiled, placement, reach, failure_s)
+        fits, completion_s, failure_s, energy_j = scheduler.reserve(compiled, nodes, job.origin, self.time_s,
+                                                                    job.items, reach, job.iterations, True, True)
+        if not fits:
+            self._resolve_infeasible(job, plan.family)
+            return False
         self._file_outcome(job, plan, completion_s, failure_s, energy_j)
         return True
 
@@ -375,10 +354,9 @@ class ClusterSimulator:
     def _start_training(self, run: _TrainingRun) -> None:
         """Take the memory of a training job's fragments (its weights and optimizer state stay there until its
         last mini-batch completes) and reserve its first mini-batch now."""
-        free, free_row = self._free_memory_bytes, self._free_row
+        free = self._free_row
         for node, fragment_bytes in zip(run.placement.tolist(), run.compiled.memory_bytes):
             free[node] -= fragment_bytes
-            free_row[node] = free[node]
         self._run_mini_batch(run, self.time_s)
 
     def _run_mini_batch(self, run: _TrainingRun, start_s: float) -> None:
@@ -386,8 +364,9 @@ class ClusterSimulator:
         following one as a continuation at this one's completion; or, after the last mini-batch or a node
         failure, release the job's memory and file its outcome (energy: all its mini-batches)."""
         job, compiled, placement = run.job, run.compiled, run.placement
-        completion_s, failure_s, energy_j = self._scheduler.schedule(compiled, placement, job.origin, start_s,
-                                                                     job.items, ALL_ITEMS, 1, True)
+        _, completion_s, failure_s, energy_j = self._scheduler.reserve(compiled, placement, job.origin, start_s,
+                                                                       job.items, ALL_ITEMS, 1, True, False,
+                                                                       check_fits=False)
         run.energy_j += energy_j
         run.batches_left -= 1
         if run.batches_left and failure_s == math.inf:
@@ -395,23 +374,8 @@ class ClusterSimulator:
             return
         release_s = min(completion_s, failure_s)
         for node, fragment_bytes in zip(placement.tolist(), compiled.memory_bytes):
-            heapq.heappush(self._memory_releases, (release_s, node, fragment_bytes))
+            self._scheduler.releases.push(release_s, node, fragment_bytes)
         self._file_outcome(job, run.plan, completion_s, failure_s, run.energy_j)
-
-    def _reserve(self, compiled: CompiledPlan, placement: Sequence[int], reach: np.ndarray, failure_s: float) -> None:
-        """Book the memory of the job's fragments that run (all, or those its early exits let ``reach`` items
-        get to) until each finishes (or the job fails at ``failure_s``)."""
-        free, free_row = self._free_memory_bytes, self._free_row
-        memory_bytes, finish_s = compiled.memory_bytes, compiled.finish_s.tolist()
-        push, releases = heapq.heappush, self._memory_releases
-        reached = reach.tolist() if reach.size else None
-        for fragment, node in enumerate(placement):
-            fragment_bytes = memory_bytes[fragment]
-            if fragment_bytes and (reached is None or reached[fragment]):
-                free[node] -= fragment_bytes
-                free_row[node] = free[node]
-                release_s = finish_s[fragment] if finish_s[fragment] < failure_s else failure_s
-                push(releases, (release_s, node, fragment_bytes))
 
     def estimate_completion_s(self, job: Job, plan: SplitPlan, placement: Sequence[int]) -> float:
         """When ``job`` would complete with this plan and placement if submitted now (seconds; ``math.inf`` if
@@ -419,12 +383,10 @@ class ClusterSimulator:
         failures are not foreseen and early exits count with their mean.  A training job's mini-batches
         are estimated back to back, as if no job submitted meanwhile came between them."""
         compiled, nodes = self._compile(plan, placement)
-        if not self._placement_fits(compiled, placement):
-            return math.inf
-        completion_s, _, _ = self._scheduler.schedule(compiled, nodes, job.origin, self.time_s, job.items,
-                                                      compiled.expected_reach(job.items), job.iterations,
-                                                      commit=False)
-        return completion_s
+        fits, completion_s, _, _ = self._scheduler.reserve(compiled, nodes, job.origin, self.time_s, job.items,
+                                                           compiled.expected_reach(job.items), job.iterations,
+                                                           commit=False, book=False)
+        return completion_s if fits else math.inf
 
     # ------------------------------------------------------------------ observation
 

@@ -1,4 +1,4 @@
-"""Reservation (list) scheduling of one job: the computation shared by submit and estimate.
+"""Reservation (list) scheduling of one job, and its memory: the computation shared by submit and estimate.
 
 When a job is placed, its fragments are taken in topological order; each input
 transfer starts once its data exists and both the sender's uplink and the
@@ -22,156 +22,131 @@ previous mini-batch is back (:mod:`envs.sim.engine`); its training plan simply
 includes the backward pass and the gradient bytes in its fragments and transfers
 (:mod:`envs.sim.training_plans`).
 
-One pass is one call of :func:`reserve_pass`, compiled with numba: the plan, the
-busy-until times, the link tables, the background load and the failure times are
-all arrays it reads (and the busy-until times ones it writes).  Background
-intervals and failure times are sampled lazily; when a pass reaches past what is
-sampled it undoes its reservations and reports it, and :class:`Scheduler`
-samples more and runs it again (sampling does not depend on the order of queries).
+A job is one call of :func:`reserve_job`, compiled with numba: it checks that the
+placement fits (memory, nodes up), reserves the passes (:func:`reserve_pass`),
+cuts them at a failure or undoes them (estimates), and books the fragments'
+memory (:mod:`envs.sim.memory`).  The plan, the busy-until times, the link
+tables, the background load, the failure times and free memory are all arrays
+it reads (and the busy-until times, free memory and releases ones it writes).
+Background intervals and failure times are sampled lazily; when a job reaches
+past what is sampled it undoes its reservations and reports it, and
+:class:`Scheduler` samples more and runs it again (sampling does not depend on
+the order of queries).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from graphlib import CycleError, TopologicalSorter
 
 import numba
 import numpy as np
 
-from envs.cluster.background import LOAD_FORGOTTEN, LOAD_NOT_SAMPLED, BackgroundLoad, load_at
+from envs.cluster.background import LOAD_NOT_SAMPLED, BackgroundLoad, load_at
 from envs.cluster.failures import FailureProcess, find_first_failure_s, find_repair_s
 from envs.cluster.network import Network, reserve_transfer
-from envs.dnn.plan import ORIGIN, SplitPlan
+from envs.dnn.plan import ORIGIN
+from envs.sim.compiled_plan import RUN_FIELDS, CompiledPlan
+from envs.sim.memory import MemoryReleases, push_release
 
-DONE, NEEDS_LOAD, NEEDS_FAILURE_TIMES, LOAD_WAS_FORGOTTEN = range(4)
-"""How :func:`reserve_pass` ended: reserved; or undone because it needs background intervals, resp. failure
-times, not sampled yet; or undone because it asked for a background interval already dropped."""
-
-ALL_ITEMS = np.empty(0)
-"""``reach`` meaning that every fragment handles all the job's items (no early exits)."""
+DONE, NEEDS_LOAD, NEEDS_FAILURE_TIMES, LOAD_WAS_FORGOTTEN, DOES_NOT_FIT = range(5)
+"""How :func:`reserve_job` (and :func:`reserve_pass`) ended: reserved; undone because it needs background
+intervals, resp. failure times, not sampled yet; undone because it asked for a background interval already
+dropped; rejected: the placement does not fit."""
 
 NO_FAILURES = (np.full((0, 1), math.inf), np.zeros(0, dtype=np.int64))
-"""A change table (:attr:`FailureProcess.change_table`) for passes that ignore failures."""
-
-RUN_FIELDS = 4
-"""Columns of the fragment runs a pass records: node, start_s, end_s, energy_j."""
+"""The change table (:attr:`FailureProcess.change_table`) of a cluster without failures."""
 
 NO_RUNS = np.zeros((0, RUN_FIELDS))
-"""``runs`` for passes that record no fragment runs."""
+"""``runs`` for jobs that record no fragment runs."""
 
 
-class CompiledPlan:
-    """A :class:`SplitPlan` in the flat form :func:`reserve_pass` walks (built once per plan object).
+@numba.njit(cache=True)
+def _busy_times(node_busy_until_s, link_busy_until_s, placement, origin):
+    """Busy-until times (rows: node, uplink, downlink) of the job's nodes and then its origin."""
+    count = placement.size
+    saved = np.empty((3, count + 1))
+    for position in range(count + 1):
+        node = placement[position] if position < count else origin
+        saved[0, position] = node_busy_until_s[node]
+        saved[1, position] = link_busy_until_s[0, node]
+        saved[2, position] = link_busy_until_s[1, node]
+    return saved
 
-    ``index`` (int64) holds, back to back: the fragments in topological order (``n``); per fragment where its
-    inputs start in the input lists, plus their end (``n + 1``); the input sources (``m``, in fragment order);
-    the sources of the results sent back to the origin (``r``); per fragment the next one of an early-exit
-    chain, else -1 (``n``).  ``values`` (float64): per fragment its reference latency in s (``n``), the input
-    bytes (``m``), the result bytes (``r``).
-    """
 
-    __slots__ = ("plan", "fragment_count", "inputs", "index", "values", "memory_bytes", "exit_probability",
-                 "chain", "reach_share", "exit_share", "finish_s", "runs")
+@numba.njit(cache=True)
+def _restore(node_busy_until_s, link_busy_until_s, placement, origin, saved):
+    """Put back the busy-until times :func:`_busy_times` saved."""
+    for position in range(placement.size + 1):
+        node = placement[position] if position < placement.size else origin
+        node_busy_until_s[node] = saved[0, position]
+        link_busy_until_s[0, node] = saved[1, position]
+        link_busy_until_s[1, node] = saved[2, position]
 
-    def __init__(self, plan: SplitPlan):
-        count = len(plan.fragments)
-        if count == 0:
-            raise ValueError(f"plan {plan.model}/{plan.variant}: has no fragments")
-        inputs: list[list[tuple[int, int]]] = [[] for _ in range(count)]
-        results: list[tuple[int, int]] = []
-        children: list[list[int]] = [[] for _ in range(count)]
-        for transfer in plan.transfers:
-            source, target = transfer.source, transfer.target
-            if not (ORIGIN <= source < count and ORIGIN <= target < count) or source == target:
-                raise ValueError(f"plan {plan.model}/{plan.variant}: transfer {transfer} must join two different "
-                                 f"fragments in [0, {count}) or ORIGIN ({ORIGIN})")
-            if transfer.bytes < 0:
-                raise ValueError(f"plan {plan.model}/{plan.variant}: transfer {transfer} has negative bytes")
-            if target == ORIGIN:
-                results.append((source, transfer.bytes))
+
+@numba.njit(cache=True)
+def _cut_at(node_busy_until_s, link_busy_until_s, placement, origin, saved, runs, recorded, failure_s):
+    """Drop what a failed job would have done after ``failure_s``: its reservations, and the part of its recorded
+    ``runs`` after it (cut in place; runs that start after it are dropped).  Returns (runs kept, their energy)."""
+    for position in range(placement.size + 1):
+        node = placement[position] if position < placement.size else origin
+        for row in range(3):
+            before = saved[row, position]
+            now = node_busy_until_s[node] if row == 0 else link_busy_until_s[row - 1, node]
+            cut = max(before, min(now, failure_s))
+            if row == 0:
+                node_busy_until_s[node] = cut
             else:
-                inputs[target].append((source, transfer.bytes))
-                if source != ORIGIN:
-                    children[source].append(target)
-        try:
-            order = tuple(TopologicalSorter({i: {s for s, _ in inputs[i] if s != ORIGIN}
-                                             for i in range(count)}).static_order())
-        except CycleError as error:
-            raise ValueError(f"plan {plan.model}/{plan.variant}: fragments form a cycle {error.args[1]}") from error
-        for fragment in plan.fragments:
-            if fragment.reference_latency_s < 0 or fragment.memory_bytes < 0:
-                raise ValueError(f"plan {plan.model}/{plan.variant}: fragment {fragment.name!r} has negative "
-                                 f"latency or memory")
-        self.plan = plan
-        self.fragment_count = count
-        self.inputs = tuple(tuple(pairs) for pairs in inputs)
-        self.memory_bytes = [fragment.memory_bytes for fragment in plan.fragments]
-        self.exit_probability = tuple(plan.exit_probability)
-        self.chain = self._exit_chain(children) if self.exit_probability else None
-        next_fragment = [-1] * count
-        if self.chain is not None:
-            for fragment, after in zip(self.chain, self.chain[1:]):
-                next_fragment[fragment] = after
-            leave = np.array([self.exit_probability[fragment] for fragment in self.chain])
-            leave[-1] = 1.0  # whatever reaches the end leaves there
-            self.reach_share = np.cumprod(np.concatenate(([1.0], 1.0 - leave[:-1])))  # per chain position
-            self.exit_share = self.reach_share * leave
-        input_start = np.cumsum([0] + [len(pairs) for pairs in inputs]).tolist()
-        flat_inputs = [pair for pairs in inputs for pair in pairs]
-        self.index = np.array([*order, *input_start, *(source for source, _ in flat_inputs),
-                               *(source for source, _ in results), *next_fragment], dtype=np.int64)
-        self.values = np.array([*(fragment.reference_latency_s for fragment in plan.fragments),
-                                *(size for _, size in flat_inputs), *(size for _, size in results)], dtype=float)
-        self.finish_s = np.zeros(count)
-        """Scratch: when each fragment finished in the pass reserved last, seconds."""
-        self.runs = np.zeros((count, RUN_FIELDS))
-        """Scratch: the fragment runs of the pass reserved last, when they are recorded."""
+                link_busy_until_s[row - 1, node] = cut
+    kept, energy_j = 0, 0.0
+    for run in range(recorded):
+        start_s, end_s = runs[run, 1], runs[run, 2]
+        if start_s < failure_s:
+            share = (min(end_s, failure_s) - start_s) / (end_s - start_s) if end_s > start_s else 1.0
+            runs[kept, 0], runs[kept, 1] = runs[run, 0], start_s
+            runs[kept, 2], runs[kept, 3] = min(end_s, failure_s), runs[run, 3] * share
+            energy_j += runs[kept, 3]
+            kept += 1
+    return kept, energy_j
 
-    def _exit_chain(self, children: list[list[int]]) -> list[int]:
-        """An early-exit plan's fragments in chain order (it must be one chain)."""
-        plan, count = self.plan, self.fragment_count
-        if len(self.exit_probability) != count or not all(0.0 <= p <= 1.0 for p in self.exit_probability):
-            raise ValueError(f"plan {plan.model}/{plan.variant}: exit_probability needs {count} values in [0, 1], "
-                             f"got {self.exit_probability}")
-        heads = [i for i in range(count) if not any(s != ORIGIN for s, _ in self.inputs[i])]
-        chain = heads[:1]
-        while len(heads) == 1 and len(children[chain[-1]]) == 1 and len(chain) <= count:
-            chain.append(children[chain[-1]][0])
-        if len(heads) != 1 or len(chain) != count or children[chain[-1]]:
-            raise ValueError(f"plan {plan.model}/{plan.variant}: an early-exit plan must be a chain of fragments")
-        return chain
 
-    def sampled_reach(self, items: int, rng: np.random.Generator) -> np.ndarray:
-        """Items that reach each fragment (float64): :data:`ALL_ITEMS` (all of them), or for early exits drawn at
-        once (multinomial over the exits: the same law as one binomial draw per exit)."""
-        if self.chain is None:
-            return ALL_ITEMS
-        leaving = rng.multinomial(items, self.exit_share)
-        reach = np.empty(self.fragment_count)
-        reach[self.chain] = items - np.concatenate(([0], np.cumsum(leaving[:-1])))
-        return reach
-
-    def expected_reach(self, items: int) -> np.ndarray:
-        """Mean of :meth:`sampled_reach` (:data:`ALL_ITEMS` without early exits)."""
-        if self.chain is None:
-            return ALL_ITEMS
-        reach = np.empty(self.fragment_count)
-        reach[self.chain] = items * self.reach_share
-        return reach
+@numba.njit(cache=True)
+def placement_fits(free_memory_bytes, change_s, change_count, plan_values, placement, time_s):
+    """``DONE`` if every fragment's node holds the memory of all the job's fragments placed there and is up at
+    ``time_s`` (per the change table; an empty one: always up), ``DOES_NOT_FIT`` if not, ``NEEDS_FAILURE_TIMES``
+    if the table does not reach ``time_s``."""
+    count = placement.size
+    memory_at = plan_values.size - count
+    for fragment in range(count):
+        node = placement[fragment]
+        needed = 0.0
+        for other in range(fragment + 1):
+            if placement[other] == node:
+                needed += plan_values[memory_at + other]
+        if needed > free_memory_bytes[node]:
+            return DOES_NOT_FIT
+    if change_count.size == 0:
+        return DONE
+    for fragment in range(count):
+        node = placement[fragment]
+        if change_s[node, change_count[node] - 1] <= time_s:
+            return NEEDS_FAILURE_TIMES
+        if np.searchsorted(change_s[node, : change_count[node]], time_s, side="right") % 2:
+            return DOES_NOT_FIT
+    return DONE
 
 
 @numba.njit(cache=True)
 def reserve_pass(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mbit, link_index, latency_s, step_s,
-                 seconds_per_reference_s, load, first_interval, interval_s, change_s, change_count, max_retries,
-                 plan_index, plan_values, finish_s, runs, placement, origin, start_s, items, reach):
+                 seconds_per_reference_s, load, first_interval, interval_s, change_s, change_count, failures_cut,
+                 max_retries, plan_index, plan_values, finish_s, runs, placement, origin, start_s, items, reach):
     """Reserve one pass of a compiled plan whose input is at the origin at ``start_s``.
 
     Returns ``(status, completion_s, failure_s, energy_j, runs recorded)``.  Arguments: the nodes' and links'
     busy-until times (written), the network's :attr:`~envs.cluster.network.Network.link_tables` and
     ``step_s``, seconds per reference second of each node, the background's
-    :attr:`~envs.cluster.background.BackgroundLoad.load_table`, a failure change table (:data:`NO_FAILURES`:
-    ignore failures) and the retries allowed, the :class:`CompiledPlan`'s ``index``, ``values``,
+    :attr:`~envs.cluster.background.BackgroundLoad.load_table`, the failure change table, whether failures
+    cut the pass (and the retries allowed), the :class:`CompiledPlan`'s ``index``, ``values``,
     ``finish_s`` (written) and ``runs`` (written; :data:`NO_RUNS`: not recorded), and the job: ``placement``
     (int64 node per fragment), ``origin``, ``start_s``, ``items`` and ``reach`` (:data:`ALL_ITEMS` or the
     items reaching each fragment).  Unless ``status`` is ``DONE`` every busy-until time is as before.
@@ -180,16 +155,10 @@ def reserve_pass(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mb
     inputs_at = count + count + 1
     input_count = plan_index[inputs_at - 1]
     results_at = inputs_at + input_count
-    result_count = plan_values.size - count - input_count
+    result_count = plan_values.size - 2 * count - input_count
     next_at = results_at + result_count
     all_items = reach.size == 0
-    failures_on = change_count.size > 0
-    saved = np.empty((3, count + 1))  # busy-until times of the nodes the job touches, to undo the pass
-    for position in range(count + 1):
-        node = placement[position] if position < count else origin
-        saved[0, position] = node_busy_until_s[node]
-        saved[1, position] = link_busy_until_s[0, node]
-        saved[2, position] = link_busy_until_s[1, node]
+    saved = _busy_times(node_busy_until_s, link_busy_until_s, placement, origin)  # to undo the pass
     status = DONE
     completion_s, failure_s, total_energy_j, recorded = start_s, math.inf, 0.0, 0
     for step in range(count):
@@ -219,7 +188,7 @@ def reserve_pass(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mb
         work_s = fragment_items * plan_values[fragment] * seconds_per_reference_s[node] * slowdown
         end_s = begin_s + work_s
         energy_j = work_s * extra_power_w
-        if failures_on:
+        if failures_cut:
             covered, down_s = find_first_failure_s(change_s, change_count, node, begin_s, end_s)
             if not covered:
                 status = NEEDS_FAILURE_TIMES
@@ -259,11 +228,7 @@ def reserve_pass(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mb
         if end_s > completion_s:
             completion_s = end_s
     if status != DONE:
-        for position in range(count, -1, -1):
-            node = placement[position] if position < count else origin
-            node_busy_until_s[node] = saved[0, position]
-            link_busy_until_s[0, node] = saved[1, position]
-            link_busy_until_s[1, node] = saved[2, position]
+        _restore(node_busy_until_s, link_busy_until_s, placement, origin, saved)
         return status, completion_s, failure_s, total_energy_j, 0
     for entry in range(result_count):
         source = plan_index[results_at + entry]
@@ -282,15 +247,75 @@ def reserve_pass(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mb
     return status, completion_s, failure_s, total_energy_j, recorded
 
 
-class Scheduler:
-    """Per-node ``busy_until_s`` times and the reservation of one job at a time (links: :class:`Network`).
+@numba.njit(cache=True)
+def reserve_job(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mbit, link_index, latency_s, step_s,
+                seconds_per_reference_s, load, first_interval, interval_s, change_s, change_count, max_retries,
+                free_memory_bytes, releases, release_count, plan_index, plan_values, finish_s, runs, placement, origin,
+                now_s, items, reach, iterations, check_fits, commit, book):
+    """Reserve a job: check that its placement fits (``check_fits``), reserve ``iterations`` passes back to
+    back (each from when the previous result is back), cut them at a node failure, and book its fragments'
+    memory until each finishes (``book``; the heap of releases must have room for one per fragment).  Without
+    ``commit`` (an estimate) failures are ignored and every busy-until time is put back.
 
-    ``node_busy_until_s``: where to keep the nodes' busy-until times, a float64 array of one entry per node
-    (e.g. a row of a larger state array); by default an array of its own.
+    Returns ``(status, completion_s, failure_s, energy_j, runs recorded)``; ``failure_s`` is ``inf`` unless
+    a failure kills the job; with failures on (a non-empty change table) the fragment runs go to ``runs``
+    (room for every pass: :meth:`CompiledPlan.runs_for`).  Unless ``status`` is ``DONE`` nothing changed.
+    The arguments are those of :func:`reserve_pass`, free memory and the releases (:mod:`envs.sim.memory`).
+    """
+    if check_fits:
+        status = placement_fits(free_memory_bytes, change_s, change_count, plan_values, placement, now_s)
+        if status != DONE:
+            return status, now_s, math.inf, 0.0, 0
+    failures_cut = commit and change_count.size > 0
+    saved = _busy_times(node_busy_until_s, link_busy_until_s, placement, origin)
+    completion_s, failure_s, energy_j, recorded = now_s, math.inf, 0.0, 0
+    for _ in range(iterations):
+        status, completion_s, failure_s, pass_energy_j, pass_runs = reserve_pass(
+            node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mbit, link_index, latency_s, step_s,
+            seconds_per_reference_s, load, first_interval, interval_s, change_s, change_count, failures_cut,
+            max_retries, plan_index, plan_values, finish_s, runs[recorded:], placement, origin, completion_s, items,
+            reach)
+        if status != DONE:
+            _restore(node_busy_until_s, link_busy_until_s, placement, origin, saved)
+            return status, now_s, math.inf, 0.0, 0
+        energy_j += pass_energy_j
+        recorded += pass_runs
+        if failure_s < math.inf:
+            break
+    if not commit:
+        _restore(node_busy_until_s, link_busy_until_s, placement, origin, saved)
+        return DONE, completion_s, failure_s, energy_j, recorded
+    if failure_s < math.inf:
+        recorded, energy_j = _cut_at(node_busy_until_s, link_busy_until_s, placement, origin, saved, runs, recorded,
+                                     failure_s)
+    if book:
+        count = finish_s.size
+        memory_at = plan_values.size - count
+        for fragment in range(count):
+            fragment_bytes = plan_values[memory_at + fragment]
+            reached = items if reach.size == 0 else reach[fragment]
+            if fragment_bytes and reached:
+                node = placement[fragment]
+                free_memory_bytes[node] -= fragment_bytes
+                release_s = finish_s[fragment] if finish_s[fragment] < failure_s else failure_s
+                push_release(releases, release_count, release_s, node, fragment_bytes)
+    return DONE, completion_s, failure_s, energy_j, recorded
+
+
+class Scheduler:
+    """The reservation of one job at a time on a cluster's nodes, links and memory.
+
+    Args:
+        speed_factors: per node.
+        network, background, failures (None: off), max_retries: the cluster's links and processes.
+        node_busy_until_s: where to keep the nodes' busy-until times, a float64 array of one entry per node
+            (e.g. a row of a larger state array; rebind it with the attribute); by default an array of its own.
+        free_memory_bytes: the nodes' free memory (float64, one entry per node; the same).
     """
 
     def __init__(self, speed_factors: Sequence[float], network: Network, background: BackgroundLoad,
-                 failures: FailureProcess | None, max_retries: int, node_busy_until_s: np.ndarray | None = None):
+                 failures: FailureProcess | None, max_retries: int, node_busy_until_s: np.ndarray | None = None,
+                 free_memory_bytes: np.ndarray | None = None):
         self._seconds_per_reference_s = 1.0 / np.asarray(speed_factors, dtype=float)
         self._network = network
         self._background = background
@@ -299,96 +324,72 @@ class Scheduler:
         self.node_count = len(speed_factors)
         self.busy_until_s = np.zeros(self.node_count) if node_busy_until_s is None else node_busy_until_s
         """Time until which each node is reserved, seconds."""
+        self.free_memory_bytes = np.zeros(self.node_count) if free_memory_bytes is None else free_memory_bytes
+        """Free memory of each node, bytes (whole numbers)."""
+        self.releases = MemoryReleases()
+        self._runs = NO_RUNS
+        self._run_count = 0
         self.reset()
 
     def reset(self) -> None:
-        """All nodes idle (the network resets its links itself)."""
+        """All nodes idle, no memory held (the network resets its links itself; free memory is the caller's)."""
         self.busy_until_s.fill(0.0)
-        self.runs: list[tuple[int, float, float, float]] = []
-        """With failures on: the fragment runs of the last :meth:`schedule` (cut at a failure), as
-        (node, start_s, end_s, energy_j)."""
+        self.releases.clear()
+        self._run_count = 0
 
-    def schedule(self, compiled: CompiledPlan, placement: np.ndarray, origin: int, now_s: float, items: int,
-                 reach: np.ndarray, iterations: int, commit: bool) -> tuple[float, float, float]:
-        """Reserve the job's transfers and fragments; returns ``(completion_s, failure_s, energy_j)``.
+    @property
+    def runs(self) -> list[tuple[int, float, float, float]]:
+        """With failures on: the fragment runs of the last reserved job (cut at its failure), as (node, start_s,
+        end_s, energy_j)."""
+        return [(int(node), start_s, end_s, energy_j)
+                for node, start_s, end_s, energy_j in self._runs[: self._run_count].tolist()]
 
-        ``placement``: int64 node of each fragment; ``reach``: :data:`ALL_ITEMS` or the items that reach each
-        fragment.  ``failure_s`` is ``math.inf`` unless a node failure kills the job (only when
-        ``commit``: estimates ignore future failures); ``energy_j`` is what the job's
-        fragments add to the nodes' background draw (up to the failure).  With
-        ``commit`` the reservations stay (cut at ``failure_s``); without, every
-        busy-until time is restored.
+    def fits(self, compiled: CompiledPlan, placement: np.ndarray, time_s: float) -> bool:
+        """Whether every fragment's node is up at ``time_s`` and holds the memory of all the job's fragments
+        placed there."""
+        while True:
+            change_s, change_count = self._failures.change_table if self._failures is not None else NO_FAILURES
+            status = placement_fits(self.free_memory_bytes, change_s, change_count, compiled.values, placement,
+                                    time_s)
+            if status != NEEDS_FAILURE_TIMES:
+                return status == DONE
+            self._failures.extend()
+
+    def reserve(self, compiled: CompiledPlan, placement: np.ndarray, origin: int, now_s: float, items: int,
+                reach: np.ndarray, iterations: int, commit: bool, book: bool,
+                check_fits: bool = True) -> tuple[bool, float, float, float]:
+        """Reserve the job (:func:`reserve_job`); returns ``(fits, completion_s, failure_s, energy_j)``.
+
+        ``placement``: int64 node of each fragment; ``reach``: :data:`~envs.sim.compiled_plan.ALL_ITEMS` or the
+        items that reach each fragment.  ``failure_s`` is ``math.inf`` unless a node failure kills the job
+        (only when ``commit``: estimates ignore future failures); ``energy_j`` is what the job's fragments add
+        to the nodes' background draw (up to the failure).  With ``commit`` the reservations stay (cut at
+        ``failure_s``) and, with ``book``, the fragments' memory is booked until each finishes; without,
+        nothing changes.  A placement that does not fit reserves nothing (``fits`` False); ``check_fits``
+        False skips that check (a training job's later mini-batches, whose memory the job already holds).
         """
-        if commit and iterations == 1 and self._failures is None:  # the common case, kept short
-            return self._pass(compiled, placement, origin, now_s, items, reach, False, False)
-        record = self._failures is not None
-        saved = self._busy_times(placement, origin)
-        self.runs = []
-        completion_s, failure_s, energy_j = now_s, math.inf, 0.0
-        for _ in range(iterations):
-            completion_s, failure_s, pass_energy_j = self._pass(compiled, placement, origin, completion_s, items,
-                                                                reach, commit and record, record)
-            energy_j += pass_energy_j
-            if failure_s < math.inf:
-                break
-        if not commit:
-            self._restore(saved)
-        elif failure_s < math.inf:
-            self._cut_at(failure_s, saved)
-            energy_j = sum(run[3] for run in self.runs)
-        return completion_s, failure_s, energy_j
-
-    def _pass(self, compiled: CompiledPlan, placement: np.ndarray, origin: int, start_s: float, items: int,
-              reach: np.ndarray, failures: bool, record: bool) -> tuple[float, float, float]:
-        """One pass of the plan (:func:`reserve_pass`), sampling background and failure times until they reach
-        far enough; ``failures``: failures cut it short; ``record``: its fragment runs are added to :attr:`runs`."""
-        steps_mbps, cumulative_mbit, link_index, latency_s = self._network.link_tables
-        runs = compiled.runs if record else NO_RUNS
+        network, failures = self._network, self._failures
+        steps_mbps, cumulative_mbit, link_index, latency_s = network.link_tables
+        runs = compiled.runs_for(iterations) if failures is not None else NO_RUNS
+        if book:
+            self.releases.make_room(compiled.fragment_count)
+        releases = self.releases
         while True:
             load, first_interval, interval_s = self._background.load_table
-            change_s, change_count = self._failures.change_table if failures else NO_FAILURES
-            status, completion_s, failure_s, energy_j, recorded = reserve_pass(
-                self.busy_until_s, self._network.link_busy_until_s, steps_mbps, cumulative_mbit, link_index,
-                latency_s, self._network.step_s, self._seconds_per_reference_s, load, first_interval, interval_s,
-                change_s, change_count, self._max_retries, compiled.index, compiled.values, compiled.finish_s, runs,
-                placement, origin, start_s, items, reach)
-            if status == DONE:
+            change_s, change_count = failures.change_table if failures is not None else NO_FAILURES
+            status, completion_s, failure_s, energy_j, recorded = reserve_job(
+                self.busy_until_s, network.link_busy_until_s, steps_mbps, cumulative_mbit, link_index, latency_s,
+                network.step_s, self._seconds_per_reference_s, load, first_interval, interval_s, change_s,
+                change_count, self._max_retries, self.free_memory_bytes, releases.releases, releases.count,
+                compiled.index, compiled.values, compiled.finish_s, runs, placement, origin, now_s, items, reach,
+                iterations, check_fits, commit, book)
+            if status == DONE or status == DOES_NOT_FIT:
                 break
             if status == NEEDS_LOAD:
                 self._background.sample_chunk()
             elif status == NEEDS_FAILURE_TIMES:
-                self._failures.extend()
+                failures.extend()
             else:
-                raise ValueError(f"a pass from {start_s} s asked for background load that was already forgotten")
-        if recorded:
-            self.runs += [(int(node), start, end, energy) for node, start, end, energy in runs[:recorded].tolist()]
-        return completion_s, failure_s, energy_j
-
-    def _busy_times(self, placement: np.ndarray, origin: int) -> list[tuple[int, float, float, float]]:
-        """(node, busy until, uplink busy until, downlink busy until) of every node the job may touch."""
-        busy = self.busy_until_s
-        uplink, downlink = self._network.uplink_busy_until_s, self._network.downlink_busy_until_s
-        touched = set(placement.tolist())
-        touched.add(origin)
-        return [(node, busy[node], uplink[node], downlink[node]) for node in touched]
-
-    def _restore(self, saved: list[tuple[int, float, float, float]]) -> None:
-        busy = self.busy_until_s
-        uplink, downlink = self._network.uplink_busy_until_s, self._network.downlink_busy_until_s
-        for node, node_busy, node_up, node_down in saved:
-            busy[node], uplink[node], downlink[node] = node_busy, node_up, node_down
-
-    def _cut_at(self, failure_s: float, saved: list[tuple[int, float, float, float]]) -> None:
-        """Drop what the failed job would have done after ``failure_s``."""
-        busy = self.busy_until_s
-        uplink, downlink = self._network.uplink_busy_until_s, self._network.downlink_busy_until_s
-        for node, node_busy, node_up, node_down in saved:
-            busy[node] = max(node_busy, min(busy[node], failure_s))
-            uplink[node] = max(node_up, min(uplink[node], failure_s))
-            downlink[node] = max(node_down, min(downlink[node], failure_s))
-        kept = []
-        for node, start_s, end_s, energy_j in self.runs:
-            if start_s < failure_s:
-                share = (min(end_s, failure_s) - start_s) / (end_s - start_s) if end_s > start_s else 1.0
-                kept.append((node, start_s, min(end_s, failure_s), energy_j * share))
-        self.runs = kept
+                raise ValueError(f"a job reserved at {now_s} s asked for background load that was already forgotten")
+        self._runs, self._run_count = runs, recorded
+        return status == DONE, completion_s, failure_s, energy_j
