@@ -13,6 +13,7 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from gymnasium import spaces
 
@@ -28,6 +29,24 @@ JOB_FEATURES = ("deadline", "items", "input_size", "slack")
 
 TRAINING_JOB_FEATURES = ("training", "iterations")
 """Job entries after JOB_FEATURES, only in scenarios with training jobs: the job's kind and its size."""
+
+
+@numba.njit(cache=True)
+def write_observation(state, time_s, times_size, node_factor, clipped_size, clip, job_entries, out):
+    """Write an observation into ``out`` (float32): the node values ``state`` (a simulator's
+    :meth:`~envs.sim.engine.ClusterSimulator.synced_state`, busy-until times as absolute times in its first
+    ``times_size`` entries, flattened row after row) as seconds from ``time_s`` floored at 0, times
+    ``node_factor``, the first ``clipped_size`` entries clipped at ``clip``; then ``job_entries``."""
+    values = state.ravel()
+    for entry in range(values.size):
+        value = (values[entry] - time_s if entry < times_size else values[entry]) * node_factor[entry]
+        if entry < times_size and value < 0.0:  # a busy-until time that passed: nothing queued
+            value = 0.0
+        if entry < clipped_size and value > clip:
+            value = clip
+        out[entry] = value
+    for entry in range(job_entries.size):
+        out[values.size + entry] = job_entries[entry]
 
 
 @dataclass(frozen=True)
@@ -123,38 +142,23 @@ class ObservationBuilder:
         """Entries of the job part (after the per-node blocks)."""
         self._iterations_factor = 1.0 / scales.iterations_scale
         self._size = self._node_size + self.job_size
-        # build(): node values and job entries are written into a float64 scratch (views made once), the node
-        # times floored at 0, times and bandwidths clipped, and the whole cast to float32
-        self._buffer = np.zeros(self._size)
-        self._bind_views()
-        self._app_entry = self._node_size  # where the one-hot of the first app lies
-        self._deadline_entry = self._node_size + len(self.apps)  # then JOB_FEATURES [, TRAINING_JOB_FEATURES]
+        self._times_size = NODE_FEATURES.index("uplink") * n  # queued work and link backlogs: floored at 0
+        # build(): the job entries are kept in a float64 scratch (the app's one-hot, then JOB_FEATURES
+        # [, TRAINING_JOB_FEATURES]), written with the node values by write_observation
+        self._job_entries = np.zeros(self.job_size)
+        self._deadline_entry = len(self.apps)  # in the job entries
         self._shown_app = -1  # the app whose one-hot entry is 1 in the scratch (-1: none)
         low = np.zeros(self._size, dtype=np.float32)
         high = np.ones(self._size, dtype=np.float32)
         clip = np.float32(scales.clip)
         high[: self._clipped_size] = clip
-        deadline, slack = self._deadline_entry, self._deadline_entry + len(JOB_FEATURES) - 1
+        deadline = self._node_size + self._deadline_entry
+        slack = deadline + len(JOB_FEATURES) - 1
         high[deadline] = clip
         low[slack], high[slack] = -clip, clip
         if training:
             high[slack + 2] = clip  # iterations
         self.space = spaces.Box(low=low, high=high, dtype=np.float32)
-
-    _VIEWS = ("_node_values", "_times", "_clipped")
-
-    def _bind_views(self) -> None:
-        buffer = self._buffer
-        self._node_values = buffer[: self._node_size]
-        self._times = buffer[: NODE_FEATURES.index("uplink") * self.node_count]  # queued work and link backlogs
-        self._clipped = buffer[: self._clipped_size]
-
-    def __getstate__(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if key not in self._VIEWS}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._bind_views()  # copies lose views: point them at the scratch again
 
     def node_slice(self, feature: str) -> slice:
         """Where the per-node block ``feature`` (one of NODE_FEATURES) lies in the observation."""
@@ -164,34 +168,33 @@ class ObservationBuilder:
     def build(self, simulator, job) -> np.ndarray:
         """A fresh observation of ``simulator`` (``envs.sim.engine.ClusterSimulator``: its node values now)
         and ``job`` (``Job`` or None)."""
-        buffer = self._buffer
-        node_values = simulator.relative_node_values(self._node_values)
-        np.multiply(node_values, self._node_factor, out=node_values)
+        entries = self._job_entries
         app = -1 if job is None else self._app_index[job.app]
         if app != self._shown_app:
             if self._shown_app >= 0:
-                buffer[self._app_entry + self._shown_app] = 0.0
+                entries[self._shown_app] = 0.0
             if app >= 0:
-                buffer[self._app_entry + app] = 1.0
+                entries[app] = 1.0
             self._shown_app = app
         entry = self._deadline_entry
         if job is None:
-            buffer[entry: entry + self.job_size - len(self.apps)] = 0.0
+            entries[entry:] = 0.0
         else:
             clip, time_factor, deadline_s, items = self._clip, self._time_factor, job.deadline_s, job.items
             deadline = deadline_s * time_factor
             slack = (deadline_s - job.total_items * self._fastest_latency_s[app]) * time_factor
-            buffer[entry] = deadline if deadline < clip else clip
-            buffer[entry + 1] = items * self._items_factor
-            buffer[entry + 2] = items * job.input_bytes * self._input_factor
-            buffer[entry + 3] = -clip if slack < -clip else (slack if slack < clip else clip)
+            entries[entry] = deadline if deadline < clip else clip
+            entries[entry + 1] = items * self._items_factor
+            entries[entry + 2] = items * job.input_bytes * self._input_factor
+            entries[entry + 3] = -clip if slack < -clip else (slack if slack < clip else clip)
             if self.training:
                 iterations = job.iterations * self._iterations_factor
-                buffer[entry + 4] = job.training
-                buffer[entry + 5] = iterations if iterations < clip else clip
-        np.maximum(self._times, 0.0, out=self._times)  # busy-until times that passed: nothing queued
-        np.minimum(self._clipped, self._clip, out=self._clipped)
-        return buffer.astype(np.float32)  # (cheaper than a float32 ``out`` above, which goes through casting)
+                entries[entry + 4] = job.training
+                entries[entry + 5] = iterations if iterations < clip else clip
+        observation = np.empty(self._size, dtype=np.float32)
+        write_observation(simulator.synced_state(), simulator.time_s, self._times_size, self._node_factor,
+                          self._clipped_size, self._clip, entries, observation)
+        return observation
 
 
 KEYED_SAMPLING_MAX_ENTRIES = 512

@@ -16,10 +16,8 @@ For speed, the per-node values an observation needs live in one preallocated
 ``(len(NODE_VALUES), nodes)`` array: the busy-until times of nodes and links (as
 absolute times) and free memory, whose rows are the very arrays the scheduler and the
 network reserve in, are kept up to date as jobs are submitted and finish; bandwidth,
-background load and node state are brought to the current time when values are asked for;
-:meth:`ClusterSimulator.relative_node_values` then is one vector subtraction (of a preallocated shift holding the current time
-in the busy-until entries), :meth:`ClusterSimulator.node_values` and
-:meth:`ClusterSimulator.scaled_node_values` a few more.  Jobs are drawn
+background load and node state are brought to the current time when values are asked for
+(:meth:`ClusterSimulator.synced_state`, which the observation reads).  Jobs are drawn
 :data:`PREFETCH_JOBS` at a time (the workload does not depend on the actions),
 built a batch at a time, with the link bandwidths of the steps they arrive in.
 
@@ -118,12 +116,10 @@ class ClusterSimulator:
         self._compiled: dict[int, CompiledPlan] = {}
         stream_count = len(STREAMS) - (config.workload.training is None)
         self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in range(stream_count)]
-        self._timed_size = _TIMES * self.node_count  # entries of the busy-until rows, flattened
-        self._time_shift = np.zeros(self._state.size)  # now in the busy-until entries, 0 elsewhere (flattened)
         self._bind_views()
         self._start(rng)
 
-    _VIEWS = ("_free_row", "_bandwidth_rows", "_free_memory_view", "_flat_state", "_shift_times")
+    _VIEWS = ("_free_row", "_bandwidth_rows", "_free_memory_view", "_state_view")
 
     def _bind_views(self) -> None:
         """Views of the state and scratch arrays that the hot paths write through (made once: cheaper), and the
@@ -134,10 +130,10 @@ class ClusterSimulator:
         self._network.link_busy_until_s = state[_UPLINK_BACKLOG: _DOWNLINK_BACKLOG + 1]
         self._free_row = state[_FREE_MEMORY]
         self._bandwidth_rows = state[_UPLINK: _DOWNLINK + 1].reshape(-1)  # a view: uplinks, then downlinks
-        self._flat_state = state.reshape(-1)
+        self._state_view = state.view()
+        self._state_view.flags.writeable = False
         self._free_memory_view = state[_FREE_MEMORY].view()
         self._free_memory_view.flags.writeable = False
-        self._shift_times = self._time_shift[: self._timed_size]
 
     def __getstate__(self) -> dict:
         return {key: value for key, value in self.__dict__.items() if key not in self._VIEWS}
@@ -169,8 +165,6 @@ class ClusterSimulator:
         state[_FREE_MEMORY] = self._usable_memory_bytes
         state[_UP] = 1.0
         state[_BACKGROUND] = self._background.utilisation_vector(0.0)
-        self._time_shift.fill(0.0)
-        self._shift_s = 0.0  # the time in _time_shift
         self._background_interval = 0  # background interval the state's row holds
         self._upcoming: list[Job] = []  # jobs drawn ahead
         self._upcoming_rows: list[int] = []  # per upcoming job: the row of _upcoming_bandwidth of its arrival
@@ -396,7 +390,7 @@ class ClusterSimulator:
         return resolved
 
     def _sync_state(self) -> None:
-        """Bring the state's rows that follow time (bandwidth, background load, up) and the time shift to now."""
+        """Bring the state's rows that follow time (bandwidth, background load, up) to now."""
         source = self._bandwidth_source
         if source is not None:
             if source < 0:
@@ -412,32 +406,21 @@ class ClusterSimulator:
                 self._background_interval = interval
         if self._failures is not None:
             self._state[_UP] = self._failures.up_vector(self.time_s)
-        if self._shift_s != self.time_s:
-            self._shift_times.fill(self.time_s)
-            self._shift_s = self.time_s
 
-    def relative_node_values(self, out: np.ndarray) -> np.ndarray:
-        """:meth:`node_values` before its floor at 0, flattened row after row into ``out`` (float64,
-        ``nodes x len(NODE_VALUES)`` entries): busy-until times as seconds from now, negative once passed.
-        Returns ``out``; one vector operation."""
+    def synced_state(self) -> np.ndarray:
+        """The node values now with busy-until times as absolute times (not yet seconds from now, nor floored):
+        a read-only view of the simulator's own ``(len(NODE_VALUES), nodes)`` array, valid until it moves on."""
         self._sync_state()
-        return np.subtract(self._flat_state, self._time_shift, out=out)
+        return self._state_view
 
     def node_values(self) -> np.ndarray:
         """The cluster now as a fresh ``(len(NODE_VALUES), nodes)`` float64 array, rows
         :data:`~envs.sim.types.NODE_VALUES` (the fields of :class:`ClusterSnapshot`; ``up`` as 1.0 / 0.0)."""
-        values = self.relative_node_values(np.empty(self._state.size)).reshape(self._state.shape)
+        values = self.synced_state().copy()
         times_s = values[:_TIMES]
+        times_s -= self.time_s
         np.maximum(times_s, 0.0, out=times_s)  # busy-until times that passed: nothing queued
         return values
-
-    def scaled_node_values(self, scale: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``node_values() * scale``, flattened row after row into ``out`` (float64, ``nodes x len(NODE_VALUES)``
-        entries, like ``scale``)."""
-        self.relative_node_values(out)
-        times = out[: self._timed_size]
-        np.maximum(times, 0.0, out=times)
-        return np.multiply(out, scale, out=out)
 
     @property
     def free_memory_bytes(self) -> np.ndarray:
