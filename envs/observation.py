@@ -201,6 +201,20 @@ KEYED_SAMPLING_MAX_ENTRIES = 512
 """ActionTable.sample_valid: masks up to this size draw one random key per entry, larger ones draw per dimension."""
 
 
+@numba.njit(cache=True)
+def _largest_keys(keys, mask, key_rows, action):
+    """Per action dimension (a row of ``key_rows``: indices into ``keys``), the position of its largest key, with
+    1 added to the keys ``mask`` allows (indices past the mask: padding, taken as they are), into ``action``."""
+    for dimension in range(key_rows.shape[0]):
+        best, best_key = 0, -np.inf
+        for position in range(key_rows.shape[1]):
+            entry = key_rows[dimension, position]
+            key = keys[entry] + mask[entry] if entry < mask.size else keys[entry]
+            if key > best_key:  # the first largest, as argmax
+                best, best_key = position, key
+        action[dimension] = best
+
+
 @dataclass(frozen=True)
 class _AppPlans:
     """The plans of one app, arranged for fast masks and decoding."""
@@ -343,10 +357,11 @@ class ActionTable:
         gives every allowed value the chance ``1/n + (1 - a/n) / a = 1/a`` (``a`` allowed of ``n``).
         """
         if mask.size <= KEYED_SAMPLING_MAX_ENTRIES:
-            keys = self._keys[:-1]
-            rng.random(out=keys)
-            np.add(keys, mask, out=keys)  # allowed values draw from [1, 2), the others from [0, 1): the argmax
-            return self._keys.take(self._key_rows).argmax(axis=1)  # is uniform among the allowed ones
+            rng.random(out=self._keys[:-1])
+            action = np.empty(self._dimensions, dtype=np.int64)
+            # allowed values draw from [1, 2), the others from [0, 1): the largest is uniform among the allowed ones
+            _largest_keys(self._keys, mask, self._key_rows, action)
+            return action
         action = (rng.random(self._dimensions) * self._nvec_array).astype(np.int64)  # floor(u n): 0..n-1
         refused = np.flatnonzero(~mask.take(self._offsets + action)).tolist()
         if refused:
