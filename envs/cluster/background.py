@@ -72,18 +72,24 @@ class BackgroundLoad:
         self._rng = rng
         spread = rng.uniform(-config.node_spread, config.node_spread, nodes)
         self._node_mean = np.clip(config.mean_utilisation + spread, 0.0, config.max_utilisation)
-        empty = np.empty((0, nodes))
-        self._utilisation = empty  # (intervals, nodes): the sampled intervals from _first_interval on
-        self._load = np.empty((2, 0, nodes))  # [0]: slowdown 1 / (1 - u), [1]: extra watts P(1) - P(u)
-        self._total_power_w: list[float] = []  # per interval: the whole cluster at background load, watts
-        self._first_interval = self._next_interval = 0
-        if self.is_constant:  # one interval for all time
-            self._append(self._node_mean[None, :].copy())
-            self.constant_power_w = self._total_power_w[0]
+        if self.is_constant:  # one interval for all time (kept if the means did not change)
+            if self.constant_power_w is None or not np.array_equal(self._utilisation[0], self._node_mean):
+                self._clear()
+                self._append(self._node_mean[None, :].copy())
+                self.constant_power_w = self._total_power_w[0]
             return
+        self._clear()
         stationary_std = config.ar1_noise / np.sqrt(1.0 - config.ar1_coefficient**2)
         self._ar1_state = rng.normal(0.0, 1.0, nodes) * stationary_std
         self._phase_s = rng.uniform(0.0, config.period_s, nodes)
+
+    def _clear(self) -> None:
+        """No interval sampled."""
+        nodes = self._node_count
+        self._utilisation = np.empty((0, nodes))  # (intervals, nodes): the sampled intervals from _first_interval on
+        self._load = np.empty((2, 0, nodes))  # [0]: slowdown 1 / (1 - u), [1]: extra watts P(1) - P(u)
+        self._total_power_w: list[float] = []  # per interval: the whole cluster at background load, watts
+        self._first_interval = self._next_interval = 0
 
     @property
     def load_table(self) -> tuple[np.ndarray, int, float]:
