@@ -147,9 +147,10 @@ def reserve_pass(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mb
     ``step_s``, seconds per reference second of each node, the background's
     :attr:`~envs.cluster.background.BackgroundLoad.load_table`, the failure change table, whether failures
     cut the pass (and the retries allowed), the :class:`CompiledPlan`'s ``index``, ``values``,
-    ``finish_s`` (written) and ``runs`` (written; :data:`NO_RUNS`: not recorded), and the job: ``placement``
-    (int64 node per fragment), ``origin``, ``start_s``, ``items`` and ``reach`` (:data:`ALL_ITEMS` or the
-    items reaching each fragment).  Unless ``status`` is ``DONE`` every busy-until time is as before.
+    ``finish_s`` (written) and ``runs`` (written; :data:`NO_RUNS`: not recorded), and the job:
+    ``placement`` (int64 node per fragment), ``origin``, ``start_s``, ``items`` and ``reach``
+    (:data:`~envs.sim.compiled_plan.ALL_ITEMS` or the items reaching each fragment).  Unless ``status`` is
+    ``DONE`` every busy-until time is as before.
     """
     count = finish_s.size
     inputs_at = count + count + 1
