@@ -5,7 +5,8 @@ lazily, :data:`CHUNK_CYCLES` up/down cycles for all nodes at a time, so a node's
 history does not depend on the order in which it is queried.  Cycles that ended
 before :meth:`FailureProcess.forget_before` are dropped when the next chunk is drawn.
 The scheduler's compiled pass reads the change times from one padded table
-(:attr:`FailureProcess.change_table`) through :func:`find_first_failure_s` and :func:`find_repair_s`.
+(:attr:`FailureProcess.change_table`) through :func:`find_first_failure_s`, :func:`find_repair_s` and
+:func:`find_is_up`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ def find_first_failure_s(change_s, change_count, node, start_s, end_s):
     if index % 2:
         return True, start_s
     return True, changes[index] if changes[index] < end_s else math.inf
+
+
+@numba.njit(cache=True)
+def find_is_up(change_s, change_count, node, time_s):
+    """``(covered, up)``: whether ``node`` is up at ``time_s``, from a :attr:`FailureProcess.change_table`;
+    ``covered`` is False when the table does not reach past ``time_s``."""
+    if not _covered(change_s, change_count, node, time_s):
+        return False, False
+    return True, np.searchsorted(change_s[node, : change_count[node]], time_s, side="right") % 2 == 0
 
 
 @numba.njit(cache=True)
@@ -101,13 +111,13 @@ class FailureProcess:
             self.extend()
         return changes
 
-    def _answer(self, find, node: int, *times_s: float) -> float:
-        """What ``find`` (:func:`find_first_failure_s` or :func:`find_repair_s`) answers about ``node`` and
-        ``times_s``, drawing more cycles until the change table covers them."""
+    def _answer(self, find, node: int, *times_s: float):
+        """What ``find`` (:func:`find_first_failure_s`, :func:`find_repair_s` or :func:`find_is_up`) answers about
+        ``node`` and ``times_s``, drawing more cycles until the change table covers them."""
         while True:
-            covered, time_s = find(*self.change_table, node, *times_s)
+            covered, answer = find(*self.change_table, node, *times_s)
             if covered:
-                return time_s
+                return answer
             self.extend()
 
     def first_failure_s(self, node: int, start_s: float, end_s: float) -> float:
@@ -120,7 +130,7 @@ class FailureProcess:
         return self._answer(find_repair_s, node, time_s)
 
     def is_up(self, node: int, time_s: float) -> bool:
-        return bisect_right(self._changes_covering(node, time_s), time_s) % 2 == 0
+        return bool(self._answer(find_is_up, node, time_s))
 
     def up_vector(self, time_s: float) -> np.ndarray:
         """Whether each node is up at ``time_s`` (a fresh array); only nodes whose state may have

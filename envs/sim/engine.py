@@ -314,9 +314,10 @@ class ClusterSimulator:
             self._take_awaiting(job)  # raises
         self._awaiting = None
         scheduler = self._scheduler
-        # checked first for a training job (which books its memory itself) and an early-exit plan (whose exits
-        # are drawn only for jobs that run)
-        if (job.training or compiled.chain is not None) and not scheduler.fits(compiled, nodes, self.time_s):
+        # checked here for a training job (which books its memory itself) and an early-exit plan (whose exits
+        # are drawn only for jobs that run), by the reservation for the others
+        checked = job.training or compiled.chain is not None
+        if checked and not scheduler.fits(compiled, nodes, self.time_s):
             self._resolve_infeasible(job, plan.family)
             return False
         if job.training:
@@ -324,7 +325,8 @@ class ClusterSimulator:
             return True
         reach = compiled.sampled_reach(job.items, self._exit_rng)
         fits, completion_s, failure_s, energy_j = scheduler.reserve(compiled, nodes, job.origin, self.time_s,
-                                                                    job.items, reach, job.iterations, True, True)
+                                                                    job.items, reach, job.iterations, True, True,
+                                                                    check_fits=not checked)
         if not fits:
             self._resolve_infeasible(job, plan.family)
             return False

@@ -43,7 +43,7 @@ import numba
 import numpy as np
 
 from envs.cluster.background import LOAD_NOT_SAMPLED, BackgroundLoad, load_at
-from envs.cluster.failures import FailureProcess, find_first_failure_s, find_repair_s
+from envs.cluster.failures import FailureProcess, find_first_failure_s, find_is_up, find_repair_s
 from envs.cluster.network import Network, reserve_transfer
 from envs.dnn.plan import ORIGIN
 from envs.sim.compiled_plan import RUN_FIELDS, CompiledPlan
@@ -90,14 +90,10 @@ def _cut_at(node_busy_until_s, link_busy_until_s, placement, origin, saved, runs
     ``runs`` after it (cut in place; runs that start after it are dropped).  Returns (runs kept, their energy)."""
     for position in range(placement.size + 1):
         node = placement[position] if position < placement.size else origin
-        for row in range(3):
-            before = saved[row, position]
-            now = node_busy_until_s[node] if row == 0 else link_busy_until_s[row - 1, node]
-            cut = max(before, min(now, failure_s))
-            if row == 0:
-                node_busy_until_s[node] = cut
-            else:
-                link_busy_until_s[row - 1, node] = cut
+        node_busy_until_s[node] = max(saved[0, position], min(node_busy_until_s[node], failure_s))
+        for link in range(2):
+            link_busy_until_s[link, node] = max(saved[1 + link, position], min(link_busy_until_s[link, node],
+                                                                               failure_s))
     kept, energy_j = 0, 0.0
     for run in range(recorded):
         start_s, end_s = runs[run, 1], runs[run, 2]
@@ -128,10 +124,10 @@ def placement_fits(free_memory_bytes, change_s, change_count, plan_values, place
     if change_count.size == 0:
         return DONE
     for fragment in range(count):
-        node = placement[fragment]
-        if change_s[node, change_count[node] - 1] <= time_s:
+        covered, up = find_is_up(change_s, change_count, placement[fragment], time_s)
+        if not covered:
             return NEEDS_FAILURE_TIMES
-        if np.searchsorted(change_s[node, : change_count[node]], time_s, side="right") % 2:
+        if not up:
             return DOES_NOT_FIT
     return DONE
 
