@@ -64,11 +64,17 @@ start in ``cumulative_mbit``, its period in steps and its offset in steps (drawn
 
 
 @numba.njit(cache=True)
+def _position(link_index, link, step):
+    """Where whole step ``step`` (since time 0) falls in ``link``'s period of step means."""
+    return (step + link_index[_OFFSET, link]) % link_index[_LENGTH, link]
+
+
+@numba.njit(cache=True)
 def _opens_s(steps_mbps, cumulative_mbit, link_index, link, start_s, step_s):
     """When ``link`` first carries data at or after ``start_s``."""
     length = link_index[_LENGTH, link]
     step = int(start_s / step_s)
-    position = (step + link_index[_OFFSET, link]) % length
+    position = _position(link_index, link, step)
     if steps_mbps[link_index[_FIRST_STEP, link] + position] > 0.0:
         return start_s
     first = link_index[_FIRST_CUMULATIVE, link]
@@ -88,7 +94,7 @@ def _carried_by_s(steps_mbps, cumulative_mbit, link_index, link, start_s, megabi
     first = link_index[_FIRST_CUMULATIVE, link]
     cumulative = cumulative_mbit[first: first + length + 1]
     step = int(start_s / step_s)
-    position = (step + link_index[_OFFSET, link]) % length
+    position = _position(link_index, link, step)
     step_end_s = (step + 1) * step_s
     first_mbit = steps[position] * (step_end_s - start_s)
     if first_mbit >= megabits:
@@ -124,10 +130,8 @@ def reserve_transfer(link_busy_until_s, steps_mbps, cumulative_mbit, link_index,
         link_busy_until_s[0, sender] = link_busy_until_s[1, receiver] = start_s
         return start_s + latency_s[sender] + latency_s[receiver]
     step = int(start_s / step_s)
-    up_mbps = steps_mbps[link_index[_FIRST_STEP, uplink]
-                         + (step + link_index[_OFFSET, uplink]) % link_index[_LENGTH, uplink]]
-    down_mbps = steps_mbps[link_index[_FIRST_STEP, downlink]
-                           + (step + link_index[_OFFSET, downlink]) % link_index[_LENGTH, downlink]]
+    up_mbps = steps_mbps[link_index[_FIRST_STEP, uplink] + _position(link_index, uplink, step)]
+    down_mbps = steps_mbps[link_index[_FIRST_STEP, downlink] + _position(link_index, downlink, step)]
     megabits = transfer_bytes * MEGABITS_PER_BYTE
     slower_mbps = up_mbps if up_mbps < down_mbps else down_mbps
     if slower_mbps > 0.0 and start_s + megabits / slower_mbps <= (step + 1) * step_s:
