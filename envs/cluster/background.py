@@ -167,13 +167,16 @@ class BackgroundLoad:
         """Intervals held in memory (sampled and not yet dropped)."""
         return self._next_interval - self._first_interval
 
-    def forget_before(self, time_s: float) -> None:
-        """Drop the chunks that end before ``time_s`` (no later query may ask about them)."""
+    def forget_before(self, time_s: float) -> bool:
+        """Drop the chunks that end before ``time_s`` (no later query may ask about them); returns whether the
+        :attr:`load_table` changed."""
         if self.is_constant:
-            return
+            return False
         first = min(int(time_s / self._chunk_span_s) * self._chunk_intervals, self._next_interval)
-        if first > self._first_interval:
-            drop = first - self._first_interval
-            self._utilisation, self._load = self._utilisation[drop:], self._load[:, drop:].copy()  # contiguous
-            del self._total_power_w[:drop]
-            self._first_interval = first
+        if first <= self._first_interval:
+            return False
+        drop = first - self._first_interval
+        self._utilisation, self._load = self._utilisation[drop:], self._load[:, drop:].copy()  # contiguous
+        del self._total_power_w[:drop]
+        self._first_interval = first
+        return True

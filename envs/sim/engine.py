@@ -35,7 +35,6 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
@@ -44,9 +43,14 @@ from envs.cluster.energy import PowerModel
 from envs.cluster.failures import FailureProcess
 from envs.cluster.network import Network
 from envs.dnn.plan import Fragment, SplitPlan
-from envs.sim.compiled_plan import ALL_ITEMS, CompiledPlan
-from envs.sim.schedule import Scheduler
+from envs.sim.compiled_plan import ALL_ITEMS, RUN_FIELDS, CompiledPlan
+from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FAMILY_CODES, FINISHED, FINISHED_JOBS,
+                               INFEASIBLE_JOBS, JOB_ENERGY_J, NODE_FAILURE, TIME_S, OutcomeTable, file_outcome,
+                               resolve_due, resolve_infeasible)
+from envs.sim.schedule import NO_FAILURES, Scheduler
 from envs.sim.types import NODE_VALUES, ClusterSnapshot, Job, JobOutcome, SimulatorConfig
+from envs.sim.world import (CONSTANT_POWER_W, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, NODE_COUNT, PARAMS, STEP_S,
+                            WorldKeeper)
 from envs.workload.apps import JobStream
 from envs.workload.training_jobs import MergedJobStream, TrainingJobStream
 
@@ -61,8 +65,11 @@ when training jobs are on (the others are seeded as without them)."""
     len(NODE_VALUES))
 _TIMES = _UPLINK  # rows [0, _TIMES) hold busy-until times in the state, seconds from now in node_values()
 
-_new_outcome = partial(tuple.__new__, JobOutcome)
-"""``_new_outcome((job_id, app, ...))`` is ``JobOutcome(job_id, app, ...)`` made in C (no Python ``__new__``)."""
+_FAMILY_CODE = {family: code for code, family in enumerate(FAMILY_CODES)}
+
+_NO_INDEX, _NO_VALUES = np.zeros(0, dtype=np.int64), np.zeros(0)
+_NO_LAYOUT, _NO_RUNS, _NO_JOBS, _NO_BANDWIDTH = np.zeros((0, 1), dtype=np.int64), np.zeros((0, RUN_FIELDS)), \
+    np.zeros((0, 1)), np.zeros((0, 1))
 
 PREFETCH_JOBS = 64
 """Jobs drawn ahead of time, with the link bandwidths of the steps they arrive in (one vector computation)."""
@@ -109,10 +116,19 @@ class ClusterSimulator:
                                 self._state[_UPLINK_BACKLOG: _DOWNLINK_BACKLOG + 1])
         self._background = BackgroundLoad(config.background, self._power, self.node_count)
         self._failures = FailureProcess(config.failures, self.node_count) if config.failures.enabled else None
-        self._scheduler = Scheduler([device.speed_factor for device in devices], self._network, self._background,
-                                    self._failures,
-                                    config.failures.max_retries if config.failures.policy == "retry" else 0,
-                                    self._state[_QUEUED], self._state[_FREE_MEMORY])
+        workload = config.workload
+        self._apps = tuple(app.name for app in workload.apps) + (
+            workload.training.apps if workload.training is not None else ())
+        self._app_code = {app: code for code, app in enumerate(self._apps)}
+        self._outcomes = OutcomeTable(self._apps)
+        self._params = np.zeros(len(PARAMS))
+        self._params[STEP_S] = self._network.step_s
+        self._params[MAX_RETRIES] = config.failures.max_retries if config.failures.policy == "retry" else 0
+        self._params[NODE_COUNT] = self.node_count
+        self._seconds_per_reference_s = 1.0 / np.array([device.speed_factor for device in devices], dtype=float)
+        self._world = WorldKeeper(self._world_arrays)
+        self._scheduler = Scheduler(self._network, self._background, self._failures, self._state[_FREE_MEMORY],
+                                    self._world)
         self._compiled: dict[int, CompiledPlan] = {}
         stream_count = len(STREAMS) - (config.workload.training is None)
         self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in range(stream_count)]
@@ -123,9 +139,8 @@ class ClusterSimulator:
 
     def _bind_views(self) -> None:
         """Views of the state and scratch arrays that the hot paths write through (made once: cheaper), and the
-        scheduler's and network's busy-until times as rows of the state."""
+        scheduler's free memory and the network's busy-until times as rows of the state."""
         state = self._state
-        self._scheduler.busy_until_s = state[_QUEUED]
         self._scheduler.free_memory_bytes = state[_FREE_MEMORY]
         self._network.link_busy_until_s = state[_UPLINK_BACKLOG: _DOWNLINK_BACKLOG + 1]
         self._free_row = state[_FREE_MEMORY]
@@ -141,6 +156,26 @@ class ClusterSimulator:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._bind_views()  # pickling copies views (the scheduler's and network's rows too): point them at the state
+        self._world.stale()
+
+    def _world_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays a world (:mod:`envs.sim.world`) of this simulator refers to now."""
+        load, first_interval, interval_s = self._background.load_table
+        self._params[FIRST_INTERVAL], self._params[INTERVAL_S] = first_interval, interval_s
+        change_s, change_count = self._failures.change_table if self._failures is not None else NO_FAILURES
+        steps_mbps, cumulative_mbit, link_index, latency_s = self._network.link_tables
+        releases, outcomes = self._scheduler.releases, self._outcomes
+        return {
+            "state": self._state, "steps_mbps": steps_mbps, "cumulative_mbit": cumulative_mbit,
+            "link_index": link_index, "latency_s": latency_s, "seconds_per_reference_s": self._seconds_per_reference_s,
+            "load": load, "change_s": change_s, "change_count": change_count, "releases": releases.releases,
+            "release_count": releases.count, "pending": outcomes.pending, "resolved": outcomes.resolved,
+            "tallies": outcomes.tallies, "clock": outcomes.clock, "params": self._params,
+            "library_index": _NO_INDEX, "library_values": _NO_VALUES, "library_finish_s": _NO_VALUES,
+            "library_layout": _NO_LAYOUT, "library_accuracy": _NO_VALUES, "runs": _NO_RUNS,
+            "upcoming": _NO_JOBS, "upcoming_bandwidth": _NO_BANDWIDTH, "upcoming_rows": _NO_INDEX,
+            "current": _NO_VALUES,
+        }
 
     # ------------------------------------------------------------------ episode
 
@@ -148,7 +183,6 @@ class ClusterSimulator:
         """Empty, idle cluster at time 0; every random process gets its own stream drawn from ``rng``."""
         _reseed(self._streams, rng)
         workload_rng, background_rng, failure_rng, network_rng, exit_rng, *training_rng = self._streams
-        self.time_s = 0.0
         workload, horizon_s = self.config.workload, self.config.horizon_s
         self._jobs = JobStream(workload, horizon_s, workload_rng)
         if training_rng:
@@ -160,6 +194,9 @@ class ClusterSimulator:
         self._network.reset(network_rng)
         self._exit_rng = exit_rng
         self._scheduler.reset()
+        self._outcomes.clear()
+        self._params[CONSTANT_POWER_W] = math.nan if self._constant_power_w is None else self._constant_power_w
+        self._world.stale()
         state = self._state
         state.fill(0.0)
         state[_FREE_MEMORY] = self._usable_memory_bytes
@@ -172,13 +209,8 @@ class ClusterSimulator:
         self._next_upcoming = 0
         self._bandwidth_source: int | None = -1  # row of _upcoming_bandwidth for now; -1: compute; None: in state
         self._loaded_row = -1  # row of _upcoming_bandwidth the state holds (-1: none)
-        self._unresolved: list[tuple[float, int, JobOutcome]] = []  # heap of (resolve_s, job_id, outcome)
         self._continuations: list[tuple[float, int, _TrainingRun]] = []  # heap of (start_s, job_id, run)
-        self._resolved: list[JobOutcome] = []
         self._awaiting: Job | None = None  # arrived, not yet submitted
-        self._background_energy_j = 0.0
-        self._job_energy_j = 0.0
-        self.arrived = self.finished = self.failed = self.infeasible = 0
 
     def reset(self, rng: np.random.Generator) -> Job | None:
         """Start a new episode from ``rng``; returns the first job (``None`` if none arrives within the horizon)."""
@@ -203,7 +235,7 @@ class ClusterSimulator:
             self._bandwidth_source = -1
         self._advance_time(job.arrival_s if job is not None else self.config.horizon_s)
         if job is not None:
-            self.arrived += 1
+            self._outcomes.tallies[ARRIVED] += 1
             self._awaiting = job
         return job
 
@@ -227,19 +259,21 @@ class ClusterSimulator:
         resolve outcomes due by then, in time order, and add the background energy."""
         if self._continuations:  # before the background and failure samples of the past are dropped
             self._run_continuations(time_s)
-        if time_s > self.time_s:
+        clock = self._outcomes.clock
+        now_s = self.time_s
+        if time_s > now_s:
             if self._constant_power_w is None:
-                self._background_energy_j += self._background.energy_j(self.time_s, time_s)
-                self._background.forget_before(time_s)
+                clock[BACKGROUND_ENERGY_J] += self._background.energy_j(now_s, time_s)
+                if self._background.forget_before(time_s):
+                    self._world.stale()
             else:  # BackgroundLoad.energy_j of a constant load, without the call
-                self._background_energy_j += self._constant_power_w * (time_s - self.time_s)
-            self.time_s = time_s
+                clock[BACKGROUND_ENERGY_J] += self._constant_power_w * (time_s - now_s)
+            clock[TIME_S] = time_s
             if self._failures is not None:
                 self._failures.forget_before(time_s)
         self._scheduler.releases.release_until(self._free_row, time_s)
-        unresolved = self._unresolved
-        while unresolved and unresolved[0][0] <= time_s:
-            self._resolve(heapq.heappop(unresolved)[2])
+        outcomes = self._outcomes
+        resolve_due(outcomes.pending, outcomes.resolved, outcomes.tallies, clock, time_s)
 
     def _run_continuations(self, time_s: float) -> None:
         """Reserve the mini-batches of training jobs whose previous mini-batch is back by ``time_s`` (seconds),
@@ -252,15 +286,6 @@ class ClusterSimulator:
         while continuations and continuations[0][0] <= time_s:
             start_s, _, run = heapq.heappop(continuations)
             self._run_mini_batch(run, start_s)
-
-    def _resolve(self, outcome: JobOutcome) -> None:
-        if outcome.finished:
-            self.finished += 1
-        else:
-            self.failed += 1
-            self.infeasible += outcome.failure_reason == "infeasible"
-        self._job_energy_j += outcome.energy_j
-        self._resolved.append(outcome)
 
     # ------------------------------------------------------------------ decisions
 
@@ -295,8 +320,14 @@ class ClusterSimulator:
         self._awaiting = None
 
     def _resolve_infeasible(self, job: Job, family: str) -> None:
-        self._resolve(_new_outcome((job.job_id, job.app, family, False, "infeasible", job.arrival_s, self.time_s,
-                                    self.time_s - job.arrival_s, job.deadline_s, False, 0.0, 0.0)))
+        outcomes = self._outcomes
+        self._make_outcome_room()
+        resolve_infeasible(outcomes.resolved, outcomes.tallies, outcomes.clock, job.job_id, self._app_code[job.app],
+                           _FAMILY_CODE[family], job.arrival_s, job.deadline_s)
+
+    def _make_outcome_room(self) -> None:
+        if self._outcomes.make_room():
+            self._world.stale()
 
     def submit(self, job: Job, plan: SplitPlan, placement: Sequence[int]) -> bool:
         """Run the arrived ``job`` with ``plan``, fragment ``i`` on node ``placement[i]``; returns whether
@@ -337,15 +368,13 @@ class ClusterSimulator:
                       energy_j: float) -> None:
         """File ``job``'s outcome under the time it resolves: ``completion_s`` (seconds), or ``failure_s`` if a
         node failure killed it (``math.inf``: none); ``energy_j`` joules."""
-        if failure_s < math.inf:
-            completion_s = failure_s
-            outcome = _new_outcome((job.job_id, job.app, plan.family, False, "node_failure", job.arrival_s, failure_s,
-                                    failure_s - job.arrival_s, job.deadline_s, False, 0.0, energy_j))
-        else:
-            response_s = completion_s - job.arrival_s
-            outcome = _new_outcome((job.job_id, job.app, plan.family, True, "", job.arrival_s, completion_s,
-                                    response_s, job.deadline_s, response_s <= job.deadline_s, plan.accuracy, energy_j))
-        heapq.heappush(self._unresolved, (completion_s, job.job_id, outcome))
+        outcomes = self._outcomes
+        self._make_outcome_room()
+        finished = failure_s == math.inf
+        file_outcome(outcomes.pending, outcomes.tallies, job.job_id, self._app_code[job.app], _FAMILY_CODE[plan.family],
+                     finished, FINISHED if finished else NODE_FAILURE, job.arrival_s,
+                     completion_s if finished else failure_s, job.deadline_s, plan.accuracy if finished else 0.0,
+                     energy_j)
 
     def _start_training(self, run: _TrainingRun) -> None:
         """Take the memory of a training job's fragments (its weights and optimizer state stay there until its
@@ -370,7 +399,7 @@ class ClusterSimulator:
             return
         release_s = min(completion_s, failure_s)
         for node, fragment_bytes in zip(placement.tolist(), compiled.memory_bytes):
-            self._scheduler.releases.push(release_s, node, fragment_bytes)
+            self._scheduler.release_later(release_s, node, fragment_bytes)
         self._file_outcome(job, run.plan, completion_s, failure_s, run.energy_j)
 
     def estimate_completion_s(self, job: Job, plan: SplitPlan, placement: Sequence[int]) -> float:
@@ -388,8 +417,7 @@ class ClusterSimulator:
 
     def pop_outcomes(self) -> list[JobOutcome]:
         """Outcomes resolved since the last call, in resolution order."""
-        resolved, self._resolved = self._resolved, []
-        return resolved
+        return self._outcomes.pop()
 
     def _sync_state(self) -> None:
         """Bring the state's rows that follow time (bandwidth, background load, up) to now."""
@@ -440,6 +468,31 @@ class ClusterSimulator:
         return ClusterSnapshot.of(self.time_s, self.node_values())
 
     @property
+    def time_s(self) -> float:
+        """Simulated time now, seconds."""
+        return float(self._outcomes.clock[TIME_S])
+
+    @property
+    def arrived(self) -> int:
+        """Jobs that arrived this episode."""
+        return int(self._outcomes.tallies[ARRIVED])
+
+    @property
+    def finished(self) -> int:
+        """Jobs whose result reached the origin."""
+        return int(self._outcomes.tallies[FINISHED_JOBS])
+
+    @property
+    def failed(self) -> int:
+        """Jobs that failed (infeasible ones included)."""
+        return int(self._outcomes.tallies[FAILED_JOBS])
+
+    @property
+    def infeasible(self) -> int:
+        """Jobs rejected at submission."""
+        return int(self._outcomes.tallies[INFEASIBLE_JOBS])
+
+    @property
     def in_flight(self) -> int:
         """Jobs that arrived and are neither finished nor failed (including one awaiting submission)."""
         return self.arrived - self.finished - self.failed
@@ -453,4 +506,5 @@ class ClusterSimulator:
     @property
     def energy_j(self) -> float:
         """Cluster energy so far, joules: background draw up to now plus the extra of resolved jobs."""
-        return self._background_energy_j + self._job_energy_j
+        clock = self._outcomes.clock
+        return float(clock[BACKGROUND_ENERGY_J] + clock[JOB_ENERGY_J])

@@ -73,14 +73,16 @@ class MemoryReleases:
     def clear(self) -> None:
         self.count[0] = 0
 
-    def make_room(self, releases: int) -> None:
-        """Grow the heap so that ``releases`` more fit."""
+    def make_room(self, releases: int) -> bool:
+        """Grow the heap so that ``releases`` more fit; returns whether :attr:`releases` was replaced."""
         needed = int(self.count[0]) + releases
         capacity = self.releases.shape[1]
-        if needed > capacity:
-            grown = np.zeros((3, max(needed, 2 * capacity)))
-            grown[:, :capacity] = self.releases
-            self.releases = grown
+        if needed <= capacity:
+            return False
+        grown = np.zeros((3, max(needed, 2 * capacity)))
+        grown[:, :capacity] = self.releases
+        self.releases = grown
+        return True
 
     def push(self, release_s: float, node: int, memory_bytes: int) -> None:
         """Add a release of ``memory_bytes`` on ``node`` at ``release_s``."""

@@ -37,8 +37,6 @@ the order of queries).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-
 import numba
 import numpy as np
 
@@ -48,6 +46,8 @@ from envs.cluster.network import Network, reserve_transfer
 from envs.dnn.plan import ORIGIN
 from envs.sim.compiled_plan import RUN_FIELDS, CompiledPlan
 from envs.sim.memory import MemoryReleases, push_release
+from envs.sim.world import (DOWNLINK_BACKLOG_ROW, FIRST_INTERVAL, FREE_MEMORY_ROW, INTERVAL_S, MAX_RETRIES, QUEUED_ROW,
+                            STEP_S, UPLINK_BACKLOG_ROW, WorldKeeper)
 
 DONE, NEEDS_LOAD, NEEDS_FAILURE_TIMES, LOAD_WAS_FORGOTTEN, DOES_NOT_FIT = range(5)
 """How :func:`reserve_job` (and :func:`reserve_pass`) ended: reserved; undone because it needs background
@@ -245,10 +245,8 @@ def reserve_pass(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mb
 
 
 @numba.njit(cache=True)
-def reserve_job(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mbit, link_index, latency_s, step_s,
-                seconds_per_reference_s, load, first_interval, interval_s, change_s, change_count, max_retries,
-                free_memory_bytes, releases, release_count, plan_index, plan_values, finish_s, runs, placement, origin,
-                now_s, items, reach, iterations, check_fits, commit, book):
+def reserve_job(world, plan_index, plan_values, finish_s, runs, placement, origin, now_s, items, reach, iterations,
+                check_fits, commit, book):
     """Reserve a job: check that its placement fits (``check_fits``), reserve ``iterations`` passes back to
     back (each from when the previous result is back), cut them at a node failure, and book its fragments'
     memory until each finishes (``book``; the heap of releases must have room for one per fragment).  Without
@@ -257,8 +255,11 @@ def reserve_job(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mbi
     Returns ``(status, completion_s, failure_s, energy_j, runs recorded)``; ``failure_s`` is ``inf`` unless
     a failure kills the job; with failures on (a non-empty change table) the fragment runs go to ``runs``
     (room for every pass: :meth:`CompiledPlan.runs_for`).  Unless ``status`` is ``DONE`` nothing changed.
-    The arguments are those of :func:`reserve_pass`, free memory and the releases (:mod:`envs.sim.memory`).
+    ``world`` (:mod:`envs.sim.world`) holds the cluster's arrays; the others are those of :func:`reserve_pass`.
     """
+    state, params, change_s, change_count = world.state, world.params, world.change_s, world.change_count
+    node_busy_until_s, link_busy_until_s = state[QUEUED_ROW], state[UPLINK_BACKLOG_ROW: DOWNLINK_BACKLOG_ROW + 1]
+    free_memory_bytes = state[FREE_MEMORY_ROW]
     if check_fits:
         status = placement_fits(free_memory_bytes, change_s, change_count, plan_values, placement, now_s)
         if status != DONE:
@@ -268,10 +269,10 @@ def reserve_job(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mbi
     completion_s, failure_s, energy_j, recorded = now_s, math.inf, 0.0, 0
     for _ in range(iterations):
         status, completion_s, failure_s, pass_energy_j, pass_runs = reserve_pass(
-            node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mbit, link_index, latency_s, step_s,
-            seconds_per_reference_s, load, first_interval, interval_s, change_s, change_count, failures_cut,
-            max_retries, plan_index, plan_values, finish_s, runs[recorded:], placement, origin, completion_s, items,
-            reach)
+            node_busy_until_s, link_busy_until_s, world.steps_mbps, world.cumulative_mbit, world.link_index,
+            world.latency_s, params[STEP_S], world.seconds_per_reference_s, world.load, int(params[FIRST_INTERVAL]),
+            params[INTERVAL_S], change_s, change_count, failures_cut, int(params[MAX_RETRIES]), plan_index,
+            plan_values, finish_s, runs[recorded:], placement, origin, completion_s, items, reach)
         if status != DONE:
             _restore(node_busy_until_s, link_busy_until_s, placement, origin, saved)
             return status, now_s, math.inf, 0.0, 0
@@ -295,7 +296,7 @@ def reserve_job(node_busy_until_s, link_busy_until_s, steps_mbps, cumulative_mbi
                 node = placement[fragment]
                 free_memory_bytes[node] -= fragment_bytes
                 release_s = finish_s[fragment] if finish_s[fragment] < failure_s else failure_s
-                push_release(releases, release_count, release_s, node, fragment_bytes)
+                push_release(world.releases, world.release_count, release_s, node, fragment_bytes)
     return DONE, completion_s, failure_s, energy_j, recorded
 
 
@@ -303,34 +304,25 @@ class Scheduler:
     """The reservation of one job at a time on a cluster's nodes, links and memory.
 
     Args:
-        speed_factors: per node.
-        network, background, failures (None: off), max_retries: the cluster's links and processes.
-        node_busy_until_s: where to keep the nodes' busy-until times, a float64 array of one entry per node
-            (e.g. a row of a larger state array; rebind it with the attribute); by default an array of its own.
-        free_memory_bytes: the nodes' free memory (float64, one entry per node; the same).
+        network, background, failures (None: off): the cluster's links and processes.
+        free_memory_bytes: the nodes' free memory, bytes (the world's state row).
+        world: the simulator's :class:`~envs.sim.world.WorldKeeper`; told when sampling more background load or
+            failure times, or growing the releases, replaced an array.
     """
 
-    def __init__(self, speed_factors: Sequence[float], network: Network, background: BackgroundLoad,
-                 failures: FailureProcess | None, max_retries: int, node_busy_until_s: np.ndarray | None = None,
-                 free_memory_bytes: np.ndarray | None = None):
-        self._seconds_per_reference_s = 1.0 / np.asarray(speed_factors, dtype=float)
+    def __init__(self, network: Network, background: BackgroundLoad, failures: FailureProcess | None,
+                 free_memory_bytes: np.ndarray, world: WorldKeeper):
         self._network = network
         self._background = background
         self._failures = failures
-        self._max_retries = max_retries
-        self.node_count = len(speed_factors)
-        self.busy_until_s = np.zeros(self.node_count) if node_busy_until_s is None else node_busy_until_s
-        """Time until which each node is reserved, seconds."""
-        self.free_memory_bytes = np.zeros(self.node_count) if free_memory_bytes is None else free_memory_bytes
-        """Free memory of each node, bytes (whole numbers)."""
+        self.free_memory_bytes = free_memory_bytes
+        self._world = world
         self.releases = MemoryReleases()
         self._runs = NO_RUNS
         self._run_count = 0
-        self.reset()
 
     def reset(self) -> None:
-        """All nodes idle, no memory held (the network resets its links itself; free memory is the caller's)."""
-        self.busy_until_s.fill(0.0)
+        """No memory held (the busy-until times and free memory are the caller's)."""
         self.releases.clear()
         self._run_count = 0
 
@@ -351,6 +343,28 @@ class Scheduler:
             if status != NEEDS_FAILURE_TIMES:
                 return status == DONE
             self._failures.extend()
+            self._world.stale()
+
+    def sample_more(self, status: int, now_s: float) -> None:
+        """Sample what a compiled reservation that ended with ``status`` (``NEEDS_LOAD`` or ``NEEDS_FAILURE_TIMES``)
+        asked for; the world is rebuilt.  ``LOAD_WAS_FORGOTTEN`` (a job reserved at ``now_s`` in the past) raises."""
+        if status == NEEDS_LOAD:
+            self._background.sample_chunk()
+        elif status == NEEDS_FAILURE_TIMES:
+            self._failures.extend()
+        else:
+            raise ValueError(f"a job reserved at {now_s} s asked for background load that was already forgotten")
+        self._world.stale()
+
+    def make_room(self, releases: int) -> None:
+        """Grow the heap of memory releases so that ``releases`` more fit."""
+        if self.releases.make_room(releases):
+            self._world.stale()
+
+    def release_later(self, release_s: float, node: int, memory_bytes: int) -> None:
+        """Give ``memory_bytes`` back to ``node`` at ``release_s`` (seconds)."""
+        self.make_room(1)
+        self.releases.push(release_s, node, memory_bytes)
 
     def reserve(self, compiled: CompiledPlan, placement: np.ndarray, origin: int, now_s: float, items: int,
                 reach: np.ndarray, iterations: int, commit: bool, book: bool,
@@ -365,28 +379,15 @@ class Scheduler:
         nothing changes.  A placement that does not fit reserves nothing (``fits`` False); ``check_fits``
         False skips that check (a training job's later mini-batches, whose memory the job already holds).
         """
-        network, failures = self._network, self._failures
-        steps_mbps, cumulative_mbit, link_index, latency_s = network.link_tables
-        runs = compiled.runs_for(iterations) if failures is not None else NO_RUNS
+        runs = compiled.runs_for(iterations) if self._failures is not None else NO_RUNS
         if book:
-            self.releases.make_room(compiled.fragment_count)
-        releases = self.releases
+            self.make_room(compiled.fragment_count)
         while True:
-            load, first_interval, interval_s = self._background.load_table
-            change_s, change_count = failures.change_table if failures is not None else NO_FAILURES
             status, completion_s, failure_s, energy_j, recorded = reserve_job(
-                self.busy_until_s, network.link_busy_until_s, steps_mbps, cumulative_mbit, link_index, latency_s,
-                network.step_s, self._seconds_per_reference_s, load, first_interval, interval_s, change_s,
-                change_count, self._max_retries, self.free_memory_bytes, releases.releases, releases.count,
-                compiled.index, compiled.values, compiled.finish_s, runs, placement, origin, now_s, items, reach,
-                iterations, check_fits, commit, book)
+                self._world.get(), compiled.index, compiled.values, compiled.finish_s, runs, placement, origin, now_s,
+                items, reach, iterations, check_fits, commit, book)
             if status == DONE or status == DOES_NOT_FIT:
                 break
-            if status == NEEDS_LOAD:
-                self._background.sample_chunk()
-            elif status == NEEDS_FAILURE_TIMES:
-                failures.extend()
-            else:
-                raise ValueError(f"a job reserved at {now_s} s asked for background load that was already forgotten")
+            self.sample_more(status, now_s)
         self._runs, self._run_count = runs, recorded
         return status == DONE, completion_s, failure_s, energy_j

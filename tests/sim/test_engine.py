@@ -525,7 +525,7 @@ def test_internal_state_stays_bounded_over_many_jobs(kit):
 
     def sizes():
         background = simulator._background
-        return (len(simulator._scheduler.releases), len(simulator._unresolved),
+        return (len(simulator._scheduler.releases), len(simulator._outcomes),
                 background.sampled_intervals // background._chunk_intervals, len(simulator._compiled))
 
     peaks = []
