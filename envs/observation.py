@@ -31,12 +31,23 @@ TRAINING_JOB_FEATURES = ("training", "iterations")
 """Job entries after JOB_FEATURES, only in scenarios with training jobs: the job's kind and its size."""
 
 
+SCALARS = ("times_size", "clipped_size", "clip", "time_factor", "items_factor", "input_factor", "iterations_factor",
+           "training", "app_count")
+"""Entries of the float64 array of constants the compiled observation code reads (:attr:`ObservationBuilder.scalars`):
+node entries holding busy-until times, node entries clipped, the clip, the factors of the job entries (per
+second, item, byte, iteration), whether the training entries exist, and the number of apps."""
+(TIMES_SIZE, CLIPPED_SIZE, CLIP, TIME_FACTOR, ITEMS_FACTOR, INPUT_FACTOR, ITERATIONS_FACTOR, TRAINING,
+ APP_COUNT) = range(len(SCALARS))
+
+
 @numba.njit(cache=True)
-def write_observation(state, time_s, times_size, node_factor, clipped_size, clip, job_entries, out):
+def write_observation(state, time_s, node_factor, scalars, job_entries, out):
     """Write an observation into ``out`` (float32): the node values ``state`` (a simulator's
     :meth:`~envs.sim.engine.ClusterSimulator.synced_state`, busy-until times as absolute times in its first
     ``times_size`` entries, flattened row after row) as seconds from ``time_s`` floored at 0, times
-    ``node_factor``, the first ``clipped_size`` entries clipped at ``clip``; then ``job_entries``."""
+    ``node_factor``, the first ``clipped_size`` entries clipped at ``clip`` (those three in ``scalars``:
+    :data:`SCALARS`); then ``job_entries``."""
+    times_size, clipped_size, clip = int(scalars[TIMES_SIZE]), int(scalars[CLIPPED_SIZE]), scalars[CLIP]
     values = state.ravel()
     for entry in range(values.size):
         value = (values[entry] - time_s if entry < times_size else values[entry]) * node_factor[entry]
@@ -47,6 +58,30 @@ def write_observation(state, time_s, times_size, node_factor, clipped_size, clip
         out[entry] = value
     for entry in range(job_entries.size):
         out[values.size + entry] = job_entries[entry]
+
+
+@numba.njit(cache=True)
+def write_job_entries(entries, app, deadline_s, items, input_bytes, iterations, training, fastest_latency_s,
+                      scalars):
+    """Write the job entries of an observation (the app's one-hot, then JOB_FEATURES [, TRAINING_JOB_FEATURES])
+    into ``entries``: of a job of app ``app`` (an index into the builder's apps; -1: no job, all entries 0) with
+    ``deadline_s`` seconds, ``items`` items of ``input_bytes`` bytes, ``iterations`` passes, ``training`` (1 or 0);
+    ``fastest_latency_s``: per app, its plans' smallest serial latency on the fastest node for one item."""
+    entries[:] = 0.0
+    if app < 0:
+        return
+    app_count, clip, time_factor = int(scalars[APP_COUNT]), scalars[CLIP], scalars[TIME_FACTOR]
+    entries[app] = 1.0
+    deadline = deadline_s * time_factor
+    slack = (deadline_s - items * iterations * fastest_latency_s[app]) * time_factor
+    entries[app_count] = deadline if deadline < clip else clip
+    entries[app_count + 1] = items * scalars[ITEMS_FACTOR]
+    entries[app_count + 2] = items * input_bytes * scalars[INPUT_FACTOR]
+    entries[app_count + 3] = -clip if slack < -clip else (slack if slack < clip else clip)
+    if scalars[TRAINING]:
+        scaled_iterations = iterations * scalars[ITERATIONS_FACTOR]
+        entries[app_count + 4] = training
+        entries[app_count + 5] = scaled_iterations if scaled_iterations < clip else clip
 
 
 @dataclass(frozen=True)
@@ -119,16 +154,14 @@ class ObservationBuilder:
         self.node_count = n = len(node_usable_memory_bytes)
         self.scales = scales
         self._app_index = {app: i for i, app in enumerate(self.apps)}
-        self._fastest_latency_s = [latency / fastest_speed_factor for latency in app_serial_latency_s]
-        self._time_factor = 1.0 / scales.time_scale_s
-        self._items_factor = 1.0 / max(app_items)
-        self._input_factor = 1.0 / max(max(i * b for i, b in zip(app_items, app_input_bytes)), 1)
-        self._clip = float(scales.clip)
+        self.fastest_latency_s = np.array([latency / fastest_speed_factor for latency in app_serial_latency_s])
+        """Per app: the smallest serial reference latency of its plans on the fastest node, seconds."""
+        time_factor = 1.0 / scales.time_scale_s
 
         node_factor = {
-            "queued_work": self._time_factor,
-            "uplink_backlog": self._time_factor,
-            "downlink_backlog": self._time_factor,
+            "queued_work": time_factor,
+            "uplink_backlog": time_factor,
+            "downlink_backlog": time_factor,
             "uplink": 1.0 / scales.bandwidth_scale_mbps,
             "downlink": 1.0 / scales.bandwidth_scale_mbps,
             "free_memory": 1.0 / max(float(np.max(node_usable_memory_bytes)), 1.0),
@@ -136,23 +169,28 @@ class ObservationBuilder:
             "up": 1.0,
         }
         self._node_size = len(NODE_FEATURES) * n
-        self._node_factor = np.repeat([node_factor[f] for f in NODE_FEATURES], n)  # float64, one per entry
-        self._clipped_size = NODE_FEATURES.index("free_memory") * n  # times and bandwidths, clipped to `clip`
+        self.node_factor = np.repeat([node_factor[f] for f in NODE_FEATURES], n)
+        """Per node entry, the factor that normalises it (float64)."""
         self.job_size = len(self.apps) + len(JOB_FEATURES) + (len(TRAINING_JOB_FEATURES) if training else 0)
         """Entries of the job part (after the per-node blocks)."""
-        self._iterations_factor = 1.0 / scales.iterations_scale
-        self._size = self._node_size + self.job_size
-        self._times_size = NODE_FEATURES.index("uplink") * n  # queued work and link backlogs: floored at 0
-        # build(): the job entries are kept in a float64 scratch (the app's one-hot, then JOB_FEATURES
-        # [, TRAINING_JOB_FEATURES]), written with the node values by write_observation
-        self._job_entries = np.zeros(self.job_size)
-        self._deadline_entry = len(self.apps)  # in the job entries
-        self._shown_app = -1  # the app whose one-hot entry is 1 in the scratch (-1: none)
-        low = np.zeros(self._size, dtype=np.float32)
-        high = np.ones(self._size, dtype=np.float32)
+        self.size = self._node_size + self.job_size
+        """Entries of an observation."""
+        clipped_size = NODE_FEATURES.index("free_memory") * n  # times and bandwidths, clipped to `clip`
+        self.scalars = np.zeros(len(SCALARS))
+        """The constants of the compiled observation code (:data:`SCALARS`)."""
+        self.scalars[[TIMES_SIZE, CLIPPED_SIZE, CLIP, TIME_FACTOR, ITEMS_FACTOR, INPUT_FACTOR, ITERATIONS_FACTOR,
+                      TRAINING, APP_COUNT]] = (
+            NODE_FEATURES.index("uplink") * n,  # queued work and link backlogs: floored at 0
+            clipped_size, scales.clip, time_factor, 1.0 / max(app_items),
+            1.0 / max(max(i * b for i, b in zip(app_items, app_input_bytes)), 1), 1.0 / scales.iterations_scale,
+            training, len(self.apps))
+        self.job_entries = np.zeros(self.job_size)
+        """Scratch for the job entries (float64)."""
+        low = np.zeros(self.size, dtype=np.float32)
+        high = np.ones(self.size, dtype=np.float32)
         clip = np.float32(scales.clip)
-        high[: self._clipped_size] = clip
-        deadline = self._node_size + self._deadline_entry
+        high[: clipped_size] = clip
+        deadline = self._node_size + len(self.apps)
         slack = deadline + len(JOB_FEATURES) - 1
         high[deadline] = clip
         low[slack], high[slack] = -clip, clip
@@ -168,32 +206,15 @@ class ObservationBuilder:
     def build(self, simulator, job) -> np.ndarray:
         """A fresh observation of ``simulator`` (``envs.sim.engine.ClusterSimulator``: its node values now)
         and ``job`` (``Job`` or None)."""
-        entries = self._job_entries
-        app = -1 if job is None else self._app_index[job.app]
-        if app != self._shown_app:
-            if self._shown_app >= 0:
-                entries[self._shown_app] = 0.0
-            if app >= 0:
-                entries[app] = 1.0
-            self._shown_app = app
-        entry = self._deadline_entry
+        entries = self.job_entries
         if job is None:
-            entries[entry:] = 0.0
+            write_job_entries(entries, -1, 0.0, 1, 0, 1, False, self.fastest_latency_s, self.scalars)
         else:
-            clip, time_factor, deadline_s, items = self._clip, self._time_factor, job.deadline_s, job.items
-            deadline = deadline_s * time_factor
-            slack = (deadline_s - job.total_items * self._fastest_latency_s[app]) * time_factor
-            entries[entry] = deadline if deadline < clip else clip
-            entries[entry + 1] = items * self._items_factor
-            entries[entry + 2] = items * job.input_bytes * self._input_factor
-            entries[entry + 3] = -clip if slack < -clip else (slack if slack < clip else clip)
-            if self.training:
-                iterations = job.iterations * self._iterations_factor
-                entries[entry + 4] = job.training
-                entries[entry + 5] = iterations if iterations < clip else clip
-        observation = np.empty(self._size, dtype=np.float32)
-        write_observation(simulator.synced_state(), simulator.time_s, self._times_size, self._node_factor,
-                          self._clipped_size, self._clip, entries, observation)
+            write_job_entries(entries, self._app_index[job.app], job.deadline_s, job.items, job.input_bytes,
+                              job.iterations, job.training, self.fastest_latency_s, self.scalars)
+        observation = np.empty(self.size, dtype=np.float32)
+        write_observation(simulator.synced_state(), simulator.time_s, self.node_factor, self.scalars, entries,
+                          observation)
         return observation
 
 

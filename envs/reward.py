@@ -20,8 +20,29 @@ from dataclasses import dataclass, fields
 from functools import partial
 from typing import NamedTuple
 
+import numba
+import numpy as np
+
 INFEASIBLE = "infeasible"
 """``JobOutcome.failure_reason`` of a job rejected because its action could not be run."""
+
+TOTALS = ("finished", "failed", "met_deadline", "infeasible", "accuracy_above_floor", "energy_j")
+"""Entries of the float64 totals of a step's outcomes (:func:`add_outcome`): job counts, the summed accuracy above
+the floor of the finished jobs, the summed energy (J)."""
+(_FINISHED, _FAILED, _MET, _INFEASIBLE, _ACCURACY, _ENERGY_J) = range(len(TOTALS))
+
+
+@numba.njit(cache=True)
+def add_outcome(totals, finished, met_deadline, accuracy, energy_j, infeasible, accuracy_floor):
+    """Add one job's outcome to ``totals`` (:data:`TOTALS`)."""
+    totals[_ENERGY_J] += energy_j
+    if finished:
+        totals[_FINISHED] += 1
+        totals[_MET] += met_deadline
+        totals[_ACCURACY] += max(0.0, accuracy - accuracy_floor)
+    else:
+        totals[_FAILED] += 1
+        totals[_INFEASIBLE] += infeasible
 
 
 @dataclass(frozen=True)
@@ -78,24 +99,23 @@ class RewardParts(NamedTuple):
 
 def reward_parts(outcomes: Iterable, weights: RewardWeights) -> RewardParts:
     """Sum the reward parts over ``outcomes`` (``envs.sim`` JobOutcome objects)."""
-    accuracy = energy_j = 0.0
-    finished = failed = met = infeasible = 0
+    totals = np.zeros(len(TOTALS))
     for outcome in outcomes:
-        energy_j += outcome.energy_j
-        if outcome.finished:
-            finished += 1
-            met += outcome.met_deadline
-            accuracy += max(0.0, outcome.accuracy - weights.accuracy_floor)
-        else:
-            failed += 1
-            infeasible += outcome.failure_reason == INFEASIBLE
+        add_outcome(totals, outcome.finished, outcome.met_deadline, outcome.accuracy, outcome.energy_j,
+                    outcome.failure_reason == INFEASIBLE, weights.accuracy_floor)
+    return parts_of_totals(totals.tolist(), weights)
+
+
+def parts_of_totals(totals: list[float], weights: RewardWeights) -> RewardParts:
+    """The reward parts of a step whose outcomes add up to ``totals`` (:data:`TOTALS`, as a list)."""
+    finished, failed, met, infeasible, accuracy, energy_j = totals
     if finished == failed == 0:
         return _NOTHING
     return _new_parts((weights.sla_weight * met,  # RewardParts(sla, accuracy, energy, penalty, jobs_...)
                        weights.accuracy_weight * weights.accuracy_scale * accuracy,
                        weights.energy_weight * energy_j / weights.energy_scale_j,
                        weights.infeasible_penalty * infeasible,
-                       finished, failed, met, infeasible))
+                       int(finished), int(failed), int(met), int(infeasible)))
 
 
 _NOTHING = RewardParts()

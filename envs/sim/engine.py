@@ -46,11 +46,13 @@ from envs.dnn.plan import Fragment, SplitPlan
 from envs.sim.compiled_plan import ALL_ITEMS, RUN_FIELDS, CompiledPlan
 from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FAMILY_CODES, FINISHED, FINISHED_JOBS,
                                INFEASIBLE_JOBS, JOB_ENERGY_J, NODE_FAILURE, TIME_S, OutcomeTable, file_outcome,
-                               resolve_due, resolve_infeasible)
+                               resolve_infeasible)
 from envs.sim.schedule import NO_FAILURES, Scheduler
 from envs.sim.types import NODE_VALUES, ClusterSnapshot, Job, JobOutcome, SimulatorConfig
-from envs.sim.world import (CONSTANT_POWER_W, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, NODE_COUNT, PARAMS, STEP_S,
-                            WorldKeeper)
+from envs.sim.compiled_step import advance_to
+from envs.sim.plan_library import PlanLibrary
+from envs.sim.world import (CONSTANT_POWER_W, FIRST_INTERVAL, INTERVAL_S, JOB_APP, JOB_ARRIVAL_S, JOB_FIELDS,
+                            MAX_RETRIES, NODE_COUNT, PARAMS, STEP_S, WorldKeeper)
 from envs.workload.apps import JobStream
 from envs.workload.training_jobs import MergedJobStream, TrainingJobStream
 
@@ -67,9 +69,8 @@ _TIMES = _UPLINK  # rows [0, _TIMES) hold busy-until times in the state, seconds
 
 _FAMILY_CODE = {family: code for code, family in enumerate(FAMILY_CODES)}
 
-_NO_INDEX, _NO_VALUES = np.zeros(0, dtype=np.int64), np.zeros(0)
-_NO_LAYOUT, _NO_RUNS, _NO_JOBS, _NO_BANDWIDTH = np.zeros((0, 1), dtype=np.int64), np.zeros((0, RUN_FIELDS)), \
-    np.zeros((0, 1)), np.zeros((0, 1))
+_NO_INDEX = np.zeros(0, dtype=np.int64)
+_NO_JOBS, _NO_BANDWIDTH = np.zeros((0, len(JOB_FIELDS))), np.zeros((0, 1))
 
 PREFETCH_JOBS = 64
 """Jobs drawn ahead of time, with the link bandwidths of the steps they arrive in (one vector computation)."""
@@ -130,6 +131,9 @@ class ClusterSimulator:
         self._scheduler = Scheduler(self._network, self._background, self._failures, self._state[_FREE_MEMORY],
                                     self._world)
         self._compiled: dict[int, CompiledPlan] = {}
+        self._library = PlanLibrary()
+        self._library_runs = np.zeros((0, RUN_FIELDS))  # scratch for the fragment runs of a library plan's job
+        self._current = np.zeros(len(JOB_FIELDS))  # the awaiting job as JOB_FIELDS (written by advance_to)
         stream_count = len(STREAMS) - (config.workload.training is None)
         self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in range(stream_count)]
         self._bind_views()
@@ -164,17 +168,18 @@ class ClusterSimulator:
         self._params[FIRST_INTERVAL], self._params[INTERVAL_S] = first_interval, interval_s
         change_s, change_count = self._failures.change_table if self._failures is not None else NO_FAILURES
         steps_mbps, cumulative_mbit, link_index, latency_s = self._network.link_tables
-        releases, outcomes = self._scheduler.releases, self._outcomes
+        releases, outcomes, library = self._scheduler.releases, self._outcomes, self._library
         return {
             "state": self._state, "steps_mbps": steps_mbps, "cumulative_mbit": cumulative_mbit,
             "link_index": link_index, "latency_s": latency_s, "seconds_per_reference_s": self._seconds_per_reference_s,
             "load": load, "change_s": change_s, "change_count": change_count, "releases": releases.releases,
             "release_count": releases.count, "pending": outcomes.pending, "resolved": outcomes.resolved,
             "tallies": outcomes.tallies, "clock": outcomes.clock, "params": self._params,
-            "library_index": _NO_INDEX, "library_values": _NO_VALUES, "library_finish_s": _NO_VALUES,
-            "library_layout": _NO_LAYOUT, "library_accuracy": _NO_VALUES, "runs": _NO_RUNS,
-            "upcoming": _NO_JOBS, "upcoming_bandwidth": _NO_BANDWIDTH, "upcoming_rows": _NO_INDEX,
-            "current": _NO_VALUES,
+            "library_index": library.index, "library_values": library.values,
+            "library_finish_s": library.finish_s, "library_layout": library.layout,
+            "library_accuracy": library.accuracy, "runs": self._library_runs, "upcoming": self._upcoming_table,
+            "upcoming_bandwidth": self._upcoming_bandwidth, "upcoming_rows": self._upcoming_rows,
+            "current": self._current,
         }
 
     # ------------------------------------------------------------------ episode
@@ -204,11 +209,11 @@ class ClusterSimulator:
         state[_BACKGROUND] = self._background.utilisation_vector(0.0)
         self._background_interval = 0  # background interval the state's row holds
         self._upcoming: list[Job] = []  # jobs drawn ahead
-        self._upcoming_rows: list[int] = []  # per upcoming job: the row of _upcoming_bandwidth of its arrival
-        self._upcoming_bandwidth = np.empty((0, 2 * self.node_count))  # link bandwidths, one row per step
+        self._upcoming_table = _NO_JOBS  # the same as rows of JOB_FIELDS
+        self._upcoming_rows = _NO_INDEX  # per upcoming job: the row of _upcoming_bandwidth of its arrival
+        self._upcoming_bandwidth = _NO_BANDWIDTH  # link bandwidths, one row per step
         self._next_upcoming = 0
-        self._bandwidth_source: int | None = -1  # row of _upcoming_bandwidth for now; -1: compute; None: in state
-        self._loaded_row = -1  # row of _upcoming_bandwidth the state holds (-1: none)
+        self._bandwidth_stale = True  # the state's bandwidth rows are not those of now (computed when asked for)
         self._continuations: list[tuple[float, int, _TrainingRun]] = []  # heap of (start_s, job_id, run)
         self._awaiting: Job | None = None  # arrived, not yet submitted
 
@@ -224,20 +229,24 @@ class ClusterSimulator:
         """
         if self._awaiting is not None:
             raise RuntimeError(f"job {self._awaiting.job_id} arrived but was not submitted; submit it first")
+        job, row, time_s = self._next_arrival()
+        self._before_advance(time_s)
+        advance_to(self._world.get(), time_s, row)
+        return job
+
+    def _next_arrival(self) -> tuple[Job | None, int, float]:
+        """The next job (drawn ahead when none is left), its row in the upcoming table and its arrival time;
+        ``(None, -1, horizon)`` past the horizon.  It becomes the job awaiting a decision."""
         if self._next_upcoming == len(self._upcoming):
             self._prefetch()
-        if self._upcoming:
-            job = self._upcoming[self._next_upcoming]
-            self._bandwidth_source = self._upcoming_rows[self._next_upcoming]
-            self._next_upcoming += 1
-        else:
-            job = None
-            self._bandwidth_source = -1
-        self._advance_time(job.arrival_s if job is not None else self.config.horizon_s)
-        if job is not None:
-            self._outcomes.tallies[ARRIVED] += 1
-            self._awaiting = job
-        return job
+        if self._next_upcoming == len(self._upcoming):
+            self._bandwidth_stale = True
+            return None, -1, self.config.horizon_s
+        row = self._next_upcoming
+        self._next_upcoming += 1
+        self._awaiting = job = self._upcoming[row]
+        self._bandwidth_stale = False
+        return job, row, job.arrival_s
 
     def _prefetch(self) -> None:
         """Draw the next jobs of the (action-independent) workload and the link bandwidths of the steps they
@@ -245,35 +254,34 @@ class ClusterSimulator:
         upcoming = self._jobs.next_jobs(PREFETCH_JOBS)
         self._upcoming, self._next_upcoming = upcoming, 0
         if upcoming:
-            arrivals_s = np.array([job.arrival_s for job in upcoming])
+            columns = list(zip(*upcoming))
+            columns[JOB_APP] = [self._app_code[app] for app in columns[JOB_APP]]
+            self._upcoming_table = np.array(columns, dtype=float).T.copy()
+            arrivals_s = self._upcoming_table[:, JOB_ARRIVAL_S]
             steps = (arrivals_s / self._network.step_s).astype(np.int64)  # arrivals are in time order
             new_step = np.empty(len(upcoming), dtype=bool)
             new_step[0] = True
             np.not_equal(steps[1:], steps[:-1], out=new_step[1:])
             self._upcoming_bandwidth = self._network.bandwidth_mbps(arrivals_s[new_step])  # one row per step
-            self._upcoming_rows = (np.cumsum(new_step) - 1).tolist()  # per job: the row of its step
-            self._loaded_row = -1
+            self._upcoming_rows = np.cumsum(new_step) - 1  # per job: the row of its step
+            self._world.stale()
 
-    def _advance_time(self, time_s: float) -> None:
-        """Move the clock to ``time_s`` (seconds): run the continuations due by then, release memory and
-        resolve outcomes due by then, in time order, and add the background energy."""
+    def _before_advance(self, time_s: float) -> None:
+        """What a move of the clock to ``time_s`` (seconds) needs before the compiled part (:func:`advance_to`):
+        run the continuations due by then; for a varying background load add its energy and move the clock; let
+        the failure process drop the past."""
         if self._continuations:  # before the background and failure samples of the past are dropped
             self._run_continuations(time_s)
-        clock = self._outcomes.clock
         now_s = self.time_s
         if time_s > now_s:
             if self._constant_power_w is None:
+                clock = self._outcomes.clock
                 clock[BACKGROUND_ENERGY_J] += self._background.energy_j(now_s, time_s)
+                clock[TIME_S] = time_s
                 if self._background.forget_before(time_s):
                     self._world.stale()
-            else:  # BackgroundLoad.energy_j of a constant load, without the call
-                clock[BACKGROUND_ENERGY_J] += self._constant_power_w * (time_s - now_s)
-            clock[TIME_S] = time_s
             if self._failures is not None:
                 self._failures.forget_before(time_s)
-        self._scheduler.releases.release_until(self._free_row, time_s)
-        outcomes = self._outcomes
-        resolve_due(outcomes.pending, outcomes.resolved, outcomes.tallies, clock, time_s)
 
     def _run_continuations(self, time_s: float) -> None:
         """Reserve the mini-batches of training jobs whose previous mini-batch is back by ``time_s`` (seconds),
@@ -421,14 +429,9 @@ class ClusterSimulator:
 
     def _sync_state(self) -> None:
         """Bring the state's rows that follow time (bandwidth, background load, up) to now."""
-        source = self._bandwidth_source
-        if source is not None:
-            if source < 0:
-                self._bandwidth_rows[:] = self._network.bandwidth_mbps(self.time_s)
-            elif source != self._loaded_row:
-                self._bandwidth_rows[:] = self._upcoming_bandwidth[source]
-            self._loaded_row = source
-            self._bandwidth_source = None
+        if self._bandwidth_stale:
+            self._bandwidth_rows[:] = self._network.bandwidth_mbps(self.time_s)
+            self._bandwidth_stale = False
         if not self._background.is_constant:
             interval = int(self.time_s / self.config.background.interval_s)
             if interval != self._background_interval:

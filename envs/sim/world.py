@@ -43,6 +43,17 @@ PARAMS = ("step_s", "first_interval", "interval_s", "max_retries", "constant_pow
 count."""
 (STEP_S, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, CONSTANT_POWER_W, NODE_COUNT) = range(len(PARAMS))
 
+JOB_FIELDS = ("job_id", "app", "arrival_s", "deadline_s", "input_bytes", "origin", "items", "iterations", "training")
+"""Columns of ``World.upcoming`` and entries of ``World.current``: the fields of a Job, its app as a code."""
+(JOB_ID, JOB_APP, JOB_ARRIVAL_S, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ORIGIN, JOB_ITEMS, JOB_ITERATIONS,
+ JOB_TRAINING) = range(len(JOB_FIELDS))
+
+LAYOUT = ("index_start", "index_end", "values_start", "values_end", "finish_start", "fragments", "family", "exits")
+"""Columns of ``World.library_layout``, one row per library plan: where its CompiledPlan.index and .values lie in
+the library's arrays, where its finish-time scratch starts, its fragment count, family code (FAMILY_CODES) and
+whether it has early exits."""
+(INDEX_START, INDEX_END, VALUES_START, VALUES_END, FINISH_START, FRAGMENTS, FAMILY, EXITS) = range(len(LAYOUT))
+
 (QUEUED_ROW, UPLINK_BACKLOG_ROW, DOWNLINK_BACKLOG_ROW, UPLINK_ROW, DOWNLINK_ROW, FREE_MEMORY_ROW, BACKGROUND_ROW,
  UP_ROW) = range(len(NODE_VALUES))
 """Rows of ``World.state`` (:data:`~envs.sim.types.NODE_VALUES`)."""
