@@ -11,10 +11,12 @@ import numpy as np
 from envs.dnn.plan import FAMILIES, SplitPlan
 from envs.observation import ActionTable, ObservationBuilder
 from envs.render import render_image, render_text
-from envs.reward import reward_parts
+from envs.reward import TOTALS, parts_of_totals
 from envs.scenarios import DEFAULT_SCENARIO, Scenario, load_scenario
+from envs.sim.compiled_step import INVALID
 from envs.sim.engine import ClusterSimulator
 from envs.sim.types import ClusterSnapshot
+from envs.step_kernel import StepArrays, step_kernel
 
 
 class EdgeSplitEnv(gym.Env):
@@ -102,35 +104,61 @@ class EdgeSplitEnv(gym.Env):
         self.observation_space = self.observations.space
         self.action_space = self.actions.space
         self._reward_weights = self.scenario.reward
+        self._step_arrays = self._arrays_of_step()
         self._job = None
         self._snapshot = None  # taken when asked for
-        self._outcomes: list = []
+
+    def _arrays_of_step(self) -> StepArrays:
+        """The arrays the compiled step reads (:mod:`envs.step_kernel`): the plan of each (app, family, variant) by
+        library id, the action's dimensions, the observation's constants."""
+        simulator, actions, observations = self.simulator, self.actions, self.observations
+        plan_table = np.zeros((len(simulator.apps), len(FAMILIES), 1 + actions.variant_count), dtype=np.int64)
+        for code, app in enumerate(simulator.apps):
+            for family, group in enumerate(actions.plan_groups(app)):
+                plan_table[code, family, 0] = len(group)
+                plan_table[code, family, 1: 1 + len(group)] = simulator.plan_ids(group)
+        return StepArrays(plan_table=plan_table, nvec=np.array(actions.space.nvec, dtype=np.int64),
+                          app_index=np.array([actions.apps.index(app) for app in simulator.apps], dtype=np.int64),
+                          accuracy_floor=float(self._reward_weights.accuracy_floor),
+                          node_factor=observations.node_factor, scalars=observations.scalars,
+                          fastest_latency_s=observations.fastest_latency_s, job_entries=observations.job_entries,
+                          totals=np.zeros(len(TOTALS)))
 
     # -- Gymnasium API ----------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._job = self.simulator.reset(self.np_random)
-        self._outcomes = []
         self._snapshot = None
-        info = self._info(reward_parts((), self._reward_weights), rejected=False)
+        info = self._info(parts_of_totals([0.0] * len(TOTALS), self._reward_weights), rejected=False)
         return self.observations.build(self.simulator, self._job), info
 
     def step(self, action):
         job = self._waiting_job()
+        action = self.actions.as_array(action)
         simulator = self.simulator
+        observation = np.empty(self.observations.size, dtype=np.float32)
+        arguments = (action, observation, *self._step_arrays)
+        if job.training:  # its mini-batches are reserved one at a time, by the simulator's Python part
+            simulator.drop_outcomes()
+            rejected = self._submit(job, action)
+            simulator.step_compiled(step_kernel, arguments, submitted=True)
+        else:
+            rejected, result = simulator.step_compiled(step_kernel, arguments)
+            if result[0] == INVALID:
+                self.actions.decode(action, job.app)  # raises the ValueError that names the action
+        self._job = simulator.awaiting
+        self._snapshot = None  # taken when asked for: nothing changes until the next step
+        parts = parts_of_totals(self._step_arrays.totals.tolist(), self._reward_weights)
+        return observation, parts.total, False, self._job is None, self._info(parts, rejected)
+
+    def _submit(self, job, action: np.ndarray) -> bool:
+        """Submit ``job`` as ``action`` says through the simulator's Python part; returns whether it was rejected."""
         plan, placement = self.actions.decode(action, job.app)
         if plan is None:  # the app has no plan in the chosen family
-            simulator.reject(job, FAMILIES[int(action[0])])
-            rejected = True
-        else:
-            rejected = not simulator.submit(job, plan, placement)
-        self._job = simulator.advance_to_next_arrival()
-        self._outcomes = simulator.pop_outcomes()
-        parts = reward_parts(self._outcomes, self._reward_weights)
-        self._snapshot = None  # taken when asked for: nothing changes until the next step
-        observation = self.observations.build(simulator, self._job)
-        return observation, parts.total, False, self._job is None, self._info(parts, rejected)
+            self.simulator.reject(job, FAMILIES[int(action[0])])
+            return True
+        return not self.simulator.submit(job, plan, placement)
 
     def render(self) -> str | np.ndarray | None:
         """The cluster now: text (``"ansi"``, :func:`envs.render.render_text`), an RGB array (``"rgb_array"``,
@@ -144,7 +172,7 @@ class EdgeSplitEnv(gym.Env):
             return render_image(self.scenario.name, self.snapshot, simulator.counters)
         device_names = [node.device.name for node in self.scenario.simulator.nodes]
         return render_text(self.scenario.name, device_names, self.snapshot, simulator.counters,
-                           simulator.energy_j, self._job, self._outcomes)
+                           simulator.energy_j, self._job, self.last_outcomes)
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask for the waiting job: families, then variants, then nodes per fragment slot."""
@@ -168,7 +196,7 @@ class EdgeSplitEnv(gym.Env):
     @property
     def last_outcomes(self) -> tuple:
         """How the jobs resolved during the last step ended (``envs.sim.types.JobOutcome``), in order."""
-        return tuple(self._outcomes)
+        return tuple(self.simulator.resolved_outcomes())
 
     def plans(self) -> tuple[SplitPlan, ...]:
         """The split plans the waiting job may run with, in action order."""
@@ -194,7 +222,7 @@ class EdgeSplitEnv(gym.Env):
         return self._job
 
     def _info(self, parts, rejected: bool) -> dict[str, Any]:
-        simulator = self.simulator
+        arrived, finished, failed, infeasible, energy_j, time_s = self.simulator.running_totals()
         info = {
             "reward_sla": parts.sla,
             "reward_accuracy": parts.accuracy,
@@ -205,16 +233,16 @@ class EdgeSplitEnv(gym.Env):
             "jobs_met_deadline": parts.jobs_met_deadline,
             "jobs_infeasible": parts.jobs_infeasible,
             "action_infeasible": rejected,
-            "arrived": simulator.arrived,
-            "finished": simulator.finished,
-            "failed": simulator.failed,
-            "in_flight": simulator.in_flight,
-            "infeasible": simulator.infeasible,
-            "energy_j": simulator.energy_j,
-            "time_s": simulator.time_s,
+            "arrived": arrived,
+            "finished": finished,
+            "failed": failed,
+            "in_flight": arrived - finished - failed,
+            "infeasible": infeasible,
+            "energy_j": energy_j,
+            "time_s": time_s,
         }
         if self._training_apps:
-            training = [outcome.finished for outcome in self._outcomes if outcome.app in self._training_apps]
+            training = [outcome.finished for outcome in self.last_outcomes if outcome.app in self._training_apps]
             info["training_jobs_finished"] = sum(training)
             info["training_jobs_failed"] = len(training) - info["training_jobs_finished"]
         return info

@@ -290,6 +290,7 @@ class ActionTable:
             [len(FAMILIES), self.variant_count] + [node_count] * self.fragment_slots, dtype=np.int64
         )
         self._nvec = self.space.nvec.tolist()
+        self._shape = (len(self._nvec),)
         self._head_size = len(FAMILIES) + self.variant_count
         self._mask_size = self._head_size + self.fragment_slots * node_count
         self._dimensions = len(self._nvec)
@@ -392,16 +393,34 @@ class ActionTable:
                 action[dimension] = allowed[int(draw * allowed.size)] if allowed.size else int(draw * nvec[dimension])
         return action
 
+    def as_array(self, action) -> np.ndarray:
+        """``action`` as a C-contiguous int64 array of one entry per dimension (itself if it is one); a sequence of
+        another length or of values that are not integers raises ``ValueError`` (values out of range are
+        checked where it is decoded)."""
+        if (type(action) is np.ndarray and action.dtype == np.int64 and action.shape == self._shape
+                and action.flags.c_contiguous):
+            return action
+        return np.array(self._checked_values(action), dtype=np.int64)
+
+    def _checked_values(self, action) -> list[int]:
+        """``action`` as a list of ints, each in its dimension's range (else ``ValueError``)."""
+        values = action.tolist() if isinstance(action, np.ndarray) else list(action)
+        if (len(values) != len(self._nvec) or set(map(type, values)) != {int} or min(values) < 0
+                or not all(map(operator.lt, values, self._nvec))):  # checks in C: cheaper than a loop
+            raise ValueError(f"action {values!r} is not in {self.space}")
+        return values
+
+    def plan_groups(self, app: str) -> tuple[tuple[SplitPlan, ...], ...]:
+        """The plans of ``app`` per entry of FAMILIES, in variant order."""
+        return self._by_family[app]
+
     def decode(self, action, app: str) -> tuple[SplitPlan | None, tuple[int, ...]]:
         """(plan, node of each fragment) that ``action`` names for a job of ``app``.
 
         The plan is None (and the placement empty) when the app has no plan in the
         chosen family.  An action outside the action space raises ``ValueError``.
         """
-        values = action.tolist() if isinstance(action, np.ndarray) else list(action)
-        if (len(values) != len(self._nvec) or set(map(type, values)) != {int} or min(values) < 0
-                or not all(map(operator.lt, values, self._nvec))):  # checks in C: cheaper than a loop
-            raise ValueError(f"action {values!r} is not in {self.space}")
+        values = self._checked_values(action)
         group = self._by_family[app][values[0]]
         if not group:
             return None, ()

@@ -23,9 +23,12 @@ from envs.sim.world import (CONSTANT_POWER_W, EXITS, FAMILY, FINISH_START, FRAGM
                             INDEX_START, JOB_APP, JOB_ARRIVAL_S, JOB_DEADLINE_S, JOB_ID, JOB_ITEMS, JOB_ITERATIONS,
                             JOB_ORIGIN, UPLINK_ROW, VALUES_END, VALUES_START)
 
-NEEDS_ROOM, NEEDS_EXITS = 5, 6
+NEEDS_ROOM, NEEDS_EXITS, INVALID = 5, 6, 7
 """Statuses beyond those of :func:`~envs.sim.schedule.reserve_job`: an array must grow first; the early exits of
-the plan (returned beside) must be drawn first."""
+the plan (returned beside) must be drawn first; the arguments were refused (nothing changed)."""
+
+SUBMIT, ADVANCE = 1, 2
+"""Phases of a compiled step (bits): submit the awaiting job; advance to the next arrival."""
 
 
 @numba.njit(cache=True)

@@ -45,11 +45,11 @@ from envs.cluster.network import Network
 from envs.dnn.plan import Fragment, SplitPlan
 from envs.sim.compiled_plan import ALL_ITEMS, RUN_FIELDS, CompiledPlan
 from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FAMILY_CODES, FINISHED, FINISHED_JOBS,
-                               INFEASIBLE_JOBS, JOB_ENERGY_J, NODE_FAILURE, TIME_S, OutcomeTable, file_outcome,
+                               INFEASIBLE_JOBS, JOB_ENERGY_J, NODE_FAILURE, RESOLVED, TIME_S, OutcomeTable, file_outcome,
                                resolve_infeasible)
-from envs.sim.schedule import NO_FAILURES, Scheduler
+from envs.sim.schedule import DONE, NO_FAILURES, Scheduler
 from envs.sim.types import NODE_VALUES, ClusterSnapshot, Job, JobOutcome, SimulatorConfig
-from envs.sim.compiled_step import advance_to
+from envs.sim.compiled_step import ADVANCE, INVALID, NEEDS_EXITS, NEEDS_ROOM, SUBMIT, advance_to
 from envs.sim.plan_library import PlanLibrary
 from envs.sim.world import (CONSTANT_POWER_W, FIRST_INTERVAL, INTERVAL_S, JOB_APP, JOB_ARRIVAL_S, JOB_FIELDS,
                             MAX_RETRIES, NODE_COUNT, PARAMS, STEP_S, WorldKeeper)
@@ -201,6 +201,8 @@ class ClusterSimulator:
         self._scheduler.reset()
         self._outcomes.clear()
         self._params[CONSTANT_POWER_W] = math.nan if self._constant_power_w is None else self._constant_power_w
+        self._simple = self._constant_power_w is not None and self._failures is None and training_rng == []
+        """Whether a step is one compiled call (:meth:`step_compiled`): nothing of the advance is left to Python."""
         self._world.stale()
         state = self._state
         state.fill(0.0)
@@ -237,16 +239,26 @@ class ClusterSimulator:
     def _next_arrival(self) -> tuple[Job | None, int, float]:
         """The next job (drawn ahead when none is left), its row in the upcoming table and its arrival time;
         ``(None, -1, horizon)`` past the horizon.  It becomes the job awaiting a decision."""
+        job, row, time_s = self._peek_arrival()
+        self._take_arrival(job)
+        return job, row, time_s
+
+    def _peek_arrival(self) -> tuple[Job | None, int, float]:
+        """What :meth:`_next_arrival` returns, not taken yet."""
         if self._next_upcoming == len(self._upcoming):
             self._prefetch()
         if self._next_upcoming == len(self._upcoming):
-            self._bandwidth_stale = True
             return None, -1, self.config.horizon_s
-        row = self._next_upcoming
-        self._next_upcoming += 1
-        self._awaiting = job = self._upcoming[row]
-        self._bandwidth_stale = False
-        return job, row, job.arrival_s
+        job = self._upcoming[self._next_upcoming]
+        return job, self._next_upcoming, job.arrival_s
+
+    def _take_arrival(self, job: Job | None) -> None:
+        """``job`` (from :meth:`_peek_arrival`) arrives: it awaits a decision; the state's bandwidth rows are its
+        step's (``advance_to`` writes them), or past the horizon stale."""
+        if job is not None:
+            self._next_upcoming += 1
+            self._awaiting = job
+        self._bandwidth_stale = job is None
 
     def _prefetch(self) -> None:
         """Draw the next jobs of the (action-independent) workload and the link bandwidths of the steps they
@@ -282,6 +294,70 @@ class ClusterSimulator:
                     self._world.stale()
             if self._failures is not None:
                 self._failures.forget_before(time_s)
+
+    def plan_ids(self, plans: Sequence[SplitPlan]) -> list[int]:
+        """The ids of ``plans`` in the plan library that :meth:`step_compiled` reserves from (added if new)."""
+        ids = self._library.add(plans)
+        runs = self._library.largest_fragment_count * max(app.iterations for app in self.config.workload.apps)
+        if self._library_runs.shape[0] < runs:
+            self._library_runs = np.zeros((runs, RUN_FIELDS))
+        self._world.stale()
+        return ids
+
+    def step_compiled(self, kernel, arguments: tuple, submitted: bool = False) -> tuple[bool, tuple]:
+        """Decide the awaiting job and move time to the next arrival through compiled code: ``kernel(world, phase,
+        reach, job_row, time_s, *arguments)`` (e.g. :func:`envs.step_kernel.step_kernel`).
+
+        ``phase`` is ``SUBMIT`` (submit the awaiting job, :func:`~envs.sim.compiled_step.submit_current`),
+        ``ADVANCE`` (:func:`~envs.sim.compiled_step.advance_to` ``time_s``, where the job of upcoming row
+        ``job_row`` arrives; -1: none, the horizon) or both.  One call does both unless the cluster has a varying
+        background load, failures or training jobs: then the Python parts of the advance run between two calls.
+        The kernel returns a tuple ``(status, plan, rejected, ...)``: ``status`` (:mod:`envs.sim.compiled_step`)
+        asks for what compiled code cannot do (more room, samples, the early exits of library plan ``plan``, drawn
+        into ``reach``), after which it is called again; ``INVALID`` (its arguments were refused) returns at once,
+        nothing changed.  With ``submitted`` the awaiting job was already submitted (:meth:`submit`,
+        :meth:`reject`) and only the advance runs.  Returns ``(rejected, the last call's result)``.
+        """
+        if not submitted and self._awaiting is None:
+            raise RuntimeError("no job awaits a decision")
+        job = self._awaiting
+        next_job, row, time_s = self._peek_arrival()
+        if next_job is None:
+            self._bandwidth_rows[:] = self._network.bandwidth_mbps(time_s)
+        rejected = False
+        if not submitted:
+            result = self._run_compiled(kernel, SUBMIT | ADVANCE if self._simple else SUBMIT, job, row, time_s,
+                                        arguments)
+            if result[0] == INVALID:
+                self._bandwidth_stale = True  # the rows of now, should the horizon's have been written
+                return False, result
+            rejected = result[2]
+            if self._simple:
+                self._awaiting = None
+                self._take_arrival(next_job)
+                return rejected, result
+        self._awaiting = None
+        self._before_advance(time_s)
+        self._sync_background_and_up(time_s)
+        result = kernel(self._world.get(), ADVANCE, ALL_ITEMS, row, time_s, *arguments)
+        self._take_arrival(next_job)
+        return rejected, result
+
+    def _run_compiled(self, kernel, phase: int, job: Job, row: int, time_s: float, arguments: tuple) -> tuple:
+        """Call ``kernel`` until it is done (see :meth:`step_compiled`)."""
+        reach = ALL_ITEMS
+        while True:
+            result = kernel(self._world.get(), phase, reach, row, time_s, *arguments)
+            status = result[0]
+            if status == DONE or status == INVALID:
+                return result
+            if status == NEEDS_ROOM:
+                self._make_outcome_room()
+                self._scheduler.make_room(self._library.largest_fragment_count)
+            elif status == NEEDS_EXITS:
+                reach = self._library.compiled[result[1]].sampled_reach(job.items, self._exit_rng)
+            else:
+                self._scheduler.sample_more(status, self.time_s)
 
     def _run_continuations(self, time_s: float) -> None:
         """Reserve the mini-batches of training jobs whose previous mini-batch is back by ``time_s`` (seconds),
@@ -424,21 +500,50 @@ class ClusterSimulator:
     # ------------------------------------------------------------------ observation
 
     def pop_outcomes(self) -> list[JobOutcome]:
-        """Outcomes resolved since the last call, in resolution order."""
+        """Outcomes resolved since the last call (or :meth:`step_compiled`), in resolution order."""
         return self._outcomes.pop()
+
+    def resolved_outcomes(self) -> list[JobOutcome]:
+        """What :meth:`pop_outcomes` would return, left in place."""
+        return self._outcomes.outcomes(self._outcomes.rows())
+
+    def drop_outcomes(self) -> None:
+        """Forget the outcomes resolved and not popped yet."""
+        self._outcomes.tallies[RESOLVED] = 0
+
+    @property
+    def apps(self) -> tuple[str, ...]:
+        """The workload's app names (training apps last), in the order of their codes."""
+        return self._apps
+
+    @property
+    def awaiting(self) -> Job | None:
+        """The job that arrived and awaits a decision (None: none)."""
+        return self._awaiting
+
+    def running_totals(self) -> tuple[int, int, int, int, float, float]:
+        """(arrived, finished, failed, infeasible, energy_j, time_s) at once: the running counts, the cluster's
+        energy so far (J) and the time (s)."""
+        _, _, arrived, finished, failed, infeasible = self._outcomes.tallies.tolist()
+        time_s, background_energy_j, job_energy_j = self._outcomes.clock.tolist()
+        return arrived, finished, failed, infeasible, background_energy_j + job_energy_j, time_s
 
     def _sync_state(self) -> None:
         """Bring the state's rows that follow time (bandwidth, background load, up) to now."""
         if self._bandwidth_stale:
             self._bandwidth_rows[:] = self._network.bandwidth_mbps(self.time_s)
             self._bandwidth_stale = False
+        self._sync_background_and_up(self.time_s)
+
+    def _sync_background_and_up(self, time_s: float) -> None:
+        """Bring the state's background load and up rows to ``time_s`` (seconds)."""
         if not self._background.is_constant:
-            interval = int(self.time_s / self.config.background.interval_s)
+            interval = int(time_s / self.config.background.interval_s)
             if interval != self._background_interval:
-                self._state[_BACKGROUND] = self._background.utilisation_vector(self.time_s)
+                self._state[_BACKGROUND] = self._background.utilisation_vector(time_s)
                 self._background_interval = interval
         if self._failures is not None:
-            self._state[_UP] = self._failures.up_vector(self.time_s)
+            self._state[_UP] = self._failures.up_vector(time_s)
 
     def synced_state(self) -> np.ndarray:
         """The node values now with busy-until times as absolute times (not yet seconds from now, nor floored):

@@ -1,0 +1,94 @@
+"""The compiled body of :meth:`EdgeSplitEnv.step`: decode the action, submit the job, advance, observe, total.
+
+One call of :func:`step_kernel` does what the environment's step would do in
+Python (:meth:`~envs.observation.ActionTable.decode`,
+:meth:`~envs.sim.engine.ClusterSimulator.submit` / ``reject``, the advance to the
+next arrival, :meth:`~envs.observation.ObservationBuilder.build` and the reward
+totals of :func:`~envs.reward.reward_parts`), from the same compiled parts,
+through :meth:`~envs.sim.engine.ClusterSimulator.step_compiled`.  The arrays it
+reads besides the simulator's world are the environment's
+(:class:`StepArrays`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from envs.observation import write_job_entries, write_observation
+from envs.reward import add_outcome
+from envs.sim.compiled_step import (ADVANCE, INVALID, NEEDS_ROOM, SUBMIT, advance_to, has_room, reject_current,
+                                    submit_current)
+from envs.sim.outcomes import INFEASIBLE, OUTCOME_FIELDS, RESOLVED, TIME_S
+from envs.sim.schedule import DONE
+from envs.sim.world import (FRAGMENTS, JOB_APP, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ITEMS, JOB_ITERATIONS,
+                            JOB_TRAINING)
+
+_FINISHED, _REASON, _MET, _ACCURACY, _ENERGY_J = (OUTCOME_FIELDS.index(name) for name in (
+    "finished", "reason", "met_deadline", "accuracy", "energy_j"))
+"""Columns of an outcome row the totals read."""
+
+
+class StepArrays(NamedTuple):
+    """The environment's arrays :func:`step_kernel` reads (after the action), in argument order."""
+
+    plan_table: np.ndarray  # int64 (simulator apps, families, 1 + variants): per family its plan count, then the
+    #                         library id of each variant
+    nvec: np.ndarray  # int64: the size of each action dimension
+    app_index: np.ndarray  # int64: per simulator app code, its index among the observation's apps
+    accuracy_floor: float  # RewardWeights.accuracy_floor
+    node_factor: np.ndarray  # ObservationBuilder.node_factor
+    scalars: np.ndarray  # ObservationBuilder.scalars
+    fastest_latency_s: np.ndarray  # ObservationBuilder.fastest_latency_s
+    job_entries: np.ndarray  # ObservationBuilder.job_entries (scratch)
+    totals: np.ndarray  # float64 (len(envs.reward.TOTALS),): the step's reward totals (written)
+
+
+@numba.njit(cache=True)
+def step_kernel(world, phase, reach, job_row, time_s, action, out, plan_table, nvec, app_index, accuracy_floor,
+                node_factor, scalars, fastest_latency_s, job_entries, totals):
+    """One environment step on ``world`` (see :meth:`~envs.sim.engine.ClusterSimulator.step_compiled` for the first
+    five arguments): with ``SUBMIT``, run the awaiting job as ``action`` says (a family without plans for its app:
+    rejected; the variant taken modulo the family's plan count); with ``ADVANCE``, move to the next arrival and
+    write the observation into ``out``; then total the outcomes resolved since ``SUBMIT`` into ``totals``.
+
+    Returns ``(status, plan, rejected)``: ``INVALID`` if ``action`` is outside the action space.
+    """
+    rejected = False
+    tallies = world.tallies
+    if phase & SUBMIT:
+        for dimension in range(nvec.size):
+            if action[dimension] < 0 or action[dimension] >= nvec[dimension]:
+                return INVALID, -1, False
+        app, family = int(world.current[JOB_APP]), action[0]
+        plans = plan_table[app, family, 0]
+        plan = plan_table[app, family, 1 + action[1] % plans] if plans else -1
+        if not has_room(world, world.library_layout[plan, FRAGMENTS] if plans else 0):
+            return NEEDS_ROOM, plan, False
+        tallies[RESOLVED] = 0
+        if plans:
+            status, rejected = submit_current(world, plan, action[2: 2 + world.library_layout[plan, FRAGMENTS]],
+                                              reach)
+            if status != DONE:
+                return status, plan, False
+        else:
+            reject_current(world, family + 1)  # FAMILY_CODES: no plan, then FAMILIES
+            rejected = True
+    if phase & ADVANCE:
+        advance_to(world, time_s, job_row)
+        current = world.current
+        if job_row >= 0:
+            write_job_entries(job_entries, app_index[int(current[JOB_APP])], current[JOB_DEADLINE_S],
+                              current[JOB_ITEMS], current[JOB_INPUT_BYTES], current[JOB_ITERATIONS],
+                              current[JOB_TRAINING], fastest_latency_s, scalars)
+        else:
+            write_job_entries(job_entries, -1, 0.0, 1.0, 0.0, 1.0, 0.0, fastest_latency_s, scalars)
+        write_observation(world.state, world.clock[TIME_S], node_factor, scalars, job_entries, out)
+    totals[:] = 0.0
+    resolved = world.resolved
+    for row in range(tallies[RESOLVED]):
+        add_outcome(totals, resolved[row, _FINISHED] != 0.0, resolved[row, _MET], resolved[row, _ACCURACY],
+                    resolved[row, _ENERGY_J], resolved[row, _REASON] == INFEASIBLE, accuracy_floor)
+    return DONE, -1, rejected
