@@ -16,7 +16,7 @@ from envs.scenarios import DEFAULT_SCENARIO, Scenario, load_scenario
 from envs.sim.compiled_step import INVALID
 from envs.sim.engine import ClusterSimulator
 from envs.sim.types import ClusterSnapshot
-from envs.step_kernel import StepArrays, step_kernel
+from envs.step_kernel import StepArrays, step_kernel, step_tables
 
 
 class EdgeSplitEnv(gym.Env):
@@ -105,8 +105,16 @@ class EdgeSplitEnv(gym.Env):
         self.action_space = self.actions.space
         self._reward_weights = self.scenario.reward
         self._step_arrays = self._arrays_of_step()
+        self._step_tables = step_tables(self._step_arrays)
         self._job = None
         self._snapshot = None  # taken when asked for
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key != "_step_tables"}  # it does not pickle
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._step_tables = step_tables(self._step_arrays)
 
     def _arrays_of_step(self) -> StepArrays:
         """The arrays the compiled step reads (:mod:`envs.step_kernel`): the plan of each (app, family, variant) by
@@ -138,7 +146,7 @@ class EdgeSplitEnv(gym.Env):
         action = self.actions.as_array(action)
         simulator = self.simulator
         observation = np.empty(self.observations.size, dtype=np.float32)
-        arguments = (action, observation, *self._step_arrays)
+        arguments = (action, observation, self._step_tables)
         if job.training:  # its mini-batches are reserved one at a time, by the simulator's Python part
             simulator.drop_outcomes()
             rejected = self._submit(job, action)

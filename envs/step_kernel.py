@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba.experimental import structref
 
 from envs.observation import write_job_entries, write_observation
 from envs.reward import add_outcome
@@ -24,7 +25,7 @@ from envs.sim.compiled_step import (ADVANCE, INVALID, NEEDS_ROOM, SUBMIT, advanc
 from envs.sim.outcomes import INFEASIBLE, OUTCOME_FIELDS, RESOLVED, TIME_S
 from envs.sim.schedule import DONE
 from envs.sim.world import (FRAGMENTS, JOB_APP, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ITEMS, JOB_ITERATIONS,
-                            JOB_TRAINING)
+                            JOB_TRAINING, ArraysType, make_struct)
 
 _FINISHED, _REASON, _MET, _ACCURACY, _ENERGY_J = (OUTCOME_FIELDS.index(name) for name in (
     "finished", "reason", "met_deadline", "accuracy", "energy_j"))
@@ -32,7 +33,7 @@ _FINISHED, _REASON, _MET, _ACCURACY, _ENERGY_J = (OUTCOME_FIELDS.index(name) for
 
 
 class StepArrays(NamedTuple):
-    """The environment's arrays :func:`step_kernel` reads (after the action), in argument order."""
+    """The environment's arrays :func:`step_kernel` reads, the fields of a :class:`StepTables`."""
 
     plan_table: np.ndarray  # int64 (simulator apps, families, 1 + variants): per family its plan count, then the
     #                         library id of each variant
@@ -46,16 +47,34 @@ class StepArrays(NamedTuple):
     totals: np.ndarray  # float64 (len(envs.reward.TOTALS),): the step's reward totals (written)
 
 
+@structref.register
+class StepTablesType(ArraysType):
+    """The numba type of a :class:`StepTables`."""
+
+
+class StepTables(structref.StructRefProxy):
+    """:class:`StepArrays` as one argument for compiled code (like :class:`~envs.sim.world.World`)."""
+
+
+structref.define_proxy(StepTables, StepTablesType, list(StepArrays._fields))
+
+
+def step_tables(arrays: StepArrays) -> StepTables:
+    """A :class:`StepTables` referring to ``arrays``."""
+    return make_struct(StepTables, StepArrays._fields, list(arrays))
+
+
 @numba.njit(cache=True)
-def step_kernel(world, phase, reach, job_row, time_s, action, out, plan_table, nvec, app_index, accuracy_floor,
-                node_factor, scalars, fastest_latency_s, job_entries, totals):
+def step_kernel(world, phase, reach, job_row, time_s, action, out, tables):
     """One environment step on ``world`` (see :meth:`~envs.sim.engine.ClusterSimulator.step_compiled` for the first
     five arguments): with ``SUBMIT``, run the awaiting job as ``action`` says (a family without plans for its app:
     rejected; the variant taken modulo the family's plan count); with ``ADVANCE``, move to the next arrival and
-    write the observation into ``out``; then total the outcomes resolved since ``SUBMIT`` into ``totals``.
+    write the observation into ``out``; then total the outcomes resolved since ``SUBMIT`` into ``tables.totals``
+    (``tables``: :class:`StepTables`).
 
     Returns ``(status, plan, rejected)``: ``INVALID`` if ``action`` is outside the action space.
     """
+    plan_table, nvec, totals, scalars = tables.plan_table, tables.nvec, tables.totals, tables.scalars
     rejected = False
     tallies = world.tallies
     if phase & SUBMIT:
@@ -80,15 +99,15 @@ def step_kernel(world, phase, reach, job_row, time_s, action, out, plan_table, n
         advance_to(world, time_s, job_row)
         current = world.current
         if job_row >= 0:
-            write_job_entries(job_entries, app_index[int(current[JOB_APP])], current[JOB_DEADLINE_S],
+            write_job_entries(tables.job_entries, tables.app_index[int(current[JOB_APP])], current[JOB_DEADLINE_S],
                               current[JOB_ITEMS], current[JOB_INPUT_BYTES], current[JOB_ITERATIONS],
-                              current[JOB_TRAINING], fastest_latency_s, scalars)
+                              current[JOB_TRAINING], tables.fastest_latency_s, scalars)
         else:
-            write_job_entries(job_entries, -1, 0.0, 1.0, 0.0, 1.0, 0.0, fastest_latency_s, scalars)
-        write_observation(world.state, world.clock[TIME_S], node_factor, scalars, job_entries, out)
+            write_job_entries(tables.job_entries, -1, 0.0, 1.0, 0.0, 1.0, 0.0, tables.fastest_latency_s, scalars)
+        write_observation(world.state, world.clock[TIME_S], tables.node_factor, scalars, tables.job_entries, out)
     totals[:] = 0.0
     resolved = world.resolved
     for row in range(tallies[RESOLVED]):
         add_outcome(totals, resolved[row, _FINISHED] != 0.0, resolved[row, _MET], resolved[row, _ACCURACY],
-                    resolved[row, _ENERGY_J], resolved[row, _REASON] == INFEASIBLE, accuracy_floor)
+                    resolved[row, _ENERGY_J], resolved[row, _REASON] == INFEASIBLE, tables.accuracy_floor)
     return DONE, -1, rejected

@@ -59,12 +59,16 @@ whether it has early exits."""
 """Rows of ``World.state`` (:data:`~envs.sim.types.NODE_VALUES`)."""
 
 
-@structref.register
-class WorldType(types.StructRef):
-    """The numba type of a :class:`World` (its fields typed by the arrays it is built with)."""
+class ArraysType(types.StructRef):
+    """Base of the numba types of structs of arrays: each field typed by the value it is built with."""
 
     def preprocess_fields(self, fields):
         return tuple((name, types.unliteral(kind)) for name, kind in fields)
+
+
+@structref.register
+class WorldType(ArraysType):
+    """The numba type of a :class:`World`."""
 
 
 class World(structref.StructRefProxy):
@@ -74,13 +78,17 @@ class World(structref.StructRefProxy):
 structref.define_proxy(World, WorldType, list(WORLD_FIELDS))
 
 
-def make_world(arrays: dict) -> World:
-    """A world referring to ``arrays`` (one per name of :data:`WORLD_FIELDS`); with ``NUMBA_DISABLE_JIT=1`` (the
-    compiled functions run as plain Python) a plain namespace of them."""
-    values = [arrays[name] for name in WORLD_FIELDS]
+def make_struct(proxy: type, fields: tuple[str, ...], values: list):
+    """A ``proxy`` struct (a ``StructRefProxy`` class defined over ``fields``) holding ``values``; with
+    ``NUMBA_DISABLE_JIT=1`` (the compiled functions run as plain Python) a plain namespace of them."""
     if numba.config.DISABLE_JIT:
-        return SimpleNamespace(**dict(zip(WORLD_FIELDS, values)))
-    return World(*values)
+        return SimpleNamespace(**dict(zip(fields, values)))
+    return proxy(*values)
+
+
+def make_world(arrays: dict) -> World:
+    """A world referring to ``arrays`` (one per name of :data:`WORLD_FIELDS`)."""
+    return make_struct(World, WORLD_FIELDS, [arrays[name] for name in WORLD_FIELDS])
 
 
 class WorldKeeper:
