@@ -106,7 +106,6 @@ class EdgeSplitEnv(gym.Env):
         self._reward_weights = self.scenario.reward
         self._step_arrays = self._arrays_of_step()
         self._step_tables = step_tables(self._step_arrays)
-        self._job = None
         self._snapshot = None  # taken when asked for
 
     def __getstate__(self) -> dict:
@@ -136,29 +135,30 @@ class EdgeSplitEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self._job = self.simulator.reset(self.np_random)
+        job = self.simulator.reset(self.np_random)
         self._snapshot = None
         info = self._info(parts_of_totals([0.0] * len(TOTALS), self._reward_weights), rejected=False)
-        return self.observations.build(self.simulator, self._job), info
+        return self.observations.build(self.simulator, job), info
 
     def step(self, action):
-        job = self._waiting_job()
-        action = self.actions.as_array(action)
         simulator = self.simulator
+        if not simulator.awaits:
+            self._waiting_job()  # raises
+        action = self.actions.as_array(action)
         observation = np.empty(self.observations.size, dtype=np.float32)
         arguments = (action, observation, self._step_tables)
-        if job.training:  # its mini-batches are reserved one at a time, by the simulator's Python part
+        if self._training_apps and simulator.awaiting.training:
+            # its mini-batches are reserved one at a time, by the simulator's Python part
             simulator.drop_outcomes()
-            rejected = self._submit(job, action)
+            rejected = self._submit(simulator.awaiting, action)
             simulator.step_compiled(step_kernel, arguments, submitted=True)
         else:
             rejected, result = simulator.step_compiled(step_kernel, arguments)
             if result[0] == INVALID:
-                self.actions.decode(action, job.app)  # raises the ValueError that names the action
-        self._job = simulator.awaiting
+                self.actions.decode(action, simulator.awaiting_app)  # raises the ValueError that names the action
         self._snapshot = None  # taken when asked for: nothing changes until the next step
         parts = parts_of_totals(self._step_arrays.totals.tolist(), self._reward_weights)
-        return observation, parts.total, False, self._job is None, self._info(parts, rejected)
+        return observation, parts.total, False, not simulator.awaits, self._info(parts, rejected)
 
     def _submit(self, job, action: np.ndarray) -> bool:
         """Submit ``job`` as ``action`` says through the simulator's Python part; returns whether it was rejected."""
@@ -180,19 +180,21 @@ class EdgeSplitEnv(gym.Env):
             return render_image(self.scenario.name, self.snapshot, simulator.counters)
         device_names = [node.device.name for node in self.scenario.simulator.nodes]
         return render_text(self.scenario.name, device_names, self.snapshot, simulator.counters,
-                           simulator.energy_j, self._job, self.last_outcomes)
+                           simulator.energy_j, simulator.awaiting, self.last_outcomes)
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask for the waiting job: families, then variants, then nodes per fragment slot."""
         simulator = self.simulator
-        return self.actions.masks(self._waiting_job().app, simulator.free_memory_bytes, simulator.up_nodes())
+        if not simulator.awaits:
+            self._waiting_job()  # raises
+        return self.actions.masks(simulator.awaiting_app, simulator.free_memory_bytes, simulator.up_nodes())
 
     # -- helpers for heuristic agents -------------------------------------------------------------
 
     @property
     def job(self):
         """The job waiting for a decision (``envs.sim.types.Job``), None once the episode is over."""
-        return self._job
+        return self.simulator.awaiting
 
     @property
     def snapshot(self) -> ClusterSnapshot:
@@ -221,13 +223,14 @@ class EdgeSplitEnv(gym.Env):
     # -- internals --------------------------------------------------------------------------------
 
     def _waiting_job(self):
-        if self._job is None:
+        job = self.simulator.awaiting
+        if job is None:
             if self.simulator.arrived == 0 and self.simulator.time_s > 0:
                 raise RuntimeError(f"no job arrived within this episode's horizon_s={self.scenario.simulator.horizon_s} "
                                    "s, so it has no decision to make: raise horizon_s or the arrival rate")
             raise RuntimeError("no job is waiting for a decision: the episode is over (truncated) or not started; "
                                "call reset()")
-        return self._job
+        return job
 
     def _info(self, parts, rejected: bool) -> dict[str, Any]:
         arrived, finished, failed, infeasible, energy_j, time_s = self.simulator.running_totals()

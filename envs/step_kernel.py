@@ -24,8 +24,9 @@ from envs.sim.compiled_step import (ADVANCE, INVALID, NEEDS_ROOM, SUBMIT, advanc
                                     submit_current)
 from envs.sim.outcomes import INFEASIBLE, OUTCOME_FIELDS, RESOLVED, TIME_S
 from envs.sim.schedule import DONE
-from envs.sim.world import (FRAGMENTS, JOB_APP, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ITEMS, JOB_ITERATIONS,
-                            JOB_TRAINING, ArraysType, make_struct)
+from envs.sim.types import (JOB_APP, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ITEMS, JOB_ITERATIONS,
+                            JOB_TRAINING)
+from envs.sim.world import FRAGMENTS, ArraysType, make_struct
 
 _FINISHED, _REASON, _MET, _ACCURACY, _ENERGY_J = (OUTCOME_FIELDS.index(name) for name in (
     "finished", "reason", "met_deadline", "accuracy", "energy_j"))

@@ -19,9 +19,10 @@ from envs.sim.memory import release_due
 from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FINISHED, NODE_FAILURE, PENDING, RESOLVED, TIME_S,
                                file_outcome, resolve_due, resolve_infeasible)
 from envs.sim.schedule import DONE, DOES_NOT_FIT, NEEDS_FAILURE_TIMES, placement_fits, reserve_job
+from envs.sim.types import (JOB_APP, JOB_ARRIVAL_S, JOB_DEADLINE_S, JOB_ID, JOB_ITEMS, JOB_ITERATIONS,
+                            JOB_ORIGIN)
 from envs.sim.world import (CONSTANT_POWER_W, EXITS, FAMILY, FINISH_START, FRAGMENTS, FREE_MEMORY_ROW, INDEX_END,
-                            INDEX_START, JOB_APP, JOB_ARRIVAL_S, JOB_DEADLINE_S, JOB_ID, JOB_ITEMS, JOB_ITERATIONS,
-                            JOB_ORIGIN, UPLINK_ROW, VALUES_END, VALUES_START)
+                            INDEX_START, UPLINK_ROW, VALUES_END, VALUES_START)
 
 NEEDS_ROOM, NEEDS_EXITS, INVALID = 5, 6, 7
 """Statuses beyond those of :func:`~envs.sim.schedule.reserve_job`: an array must grow first; the early exits of

@@ -48,11 +48,12 @@ from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FAMILY
                                INFEASIBLE_JOBS, JOB_ENERGY_J, NODE_FAILURE, RESOLVED, TIME_S, OutcomeTable, file_outcome,
                                resolve_infeasible)
 from envs.sim.schedule import DONE, NO_FAILURES, Scheduler
-from envs.sim.types import NODE_VALUES, ClusterSnapshot, Job, JobOutcome, SimulatorConfig
+from envs.sim.types import (JOB_APP, JOB_ARRIVAL_S, JOB_FIELDS, JOB_ITEMS, NODE_VALUES, ClusterSnapshot, Job, JobOutcome,
+                            SimulatorConfig, job_of_row)
 from envs.sim.compiled_step import ADVANCE, INVALID, NEEDS_EXITS, NEEDS_ROOM, SUBMIT, advance_to
 from envs.sim.plan_library import PlanLibrary
-from envs.sim.world import (CONSTANT_POWER_W, FIRST_INTERVAL, INTERVAL_S, JOB_APP, JOB_ARRIVAL_S, JOB_FIELDS,
-                            MAX_RETRIES, NODE_COUNT, PARAMS, STEP_S, WorldKeeper)
+from envs.sim.world import (CONSTANT_POWER_W, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, NODE_COUNT, PARAMS, STEP_S,
+                            WorldKeeper)
 from envs.workload.apps import JobStream
 from envs.workload.training_jobs import MergedJobStream, TrainingJobStream
 
@@ -191,7 +192,7 @@ class ClusterSimulator:
         workload, horizon_s = self.config.workload, self.config.horizon_s
         self._jobs = JobStream(workload, horizon_s, workload_rng)
         if training_rng:
-            self._jobs = MergedJobStream(self._jobs, TrainingJobStream(workload, horizon_s, training_rng[0]))
+            self._jobs = MergedJobStream(self._apps, self._jobs, TrainingJobStream(workload, horizon_s, training_rng[0]))
         self._background.reset(background_rng)
         self._constant_power_w = self._background.constant_power_w  # None unless the load is constant
         if self._failures is not None:
@@ -210,14 +211,16 @@ class ClusterSimulator:
         state[_UP] = 1.0
         state[_BACKGROUND] = self._background.utilisation_vector(0.0)
         self._background_interval = 0  # background interval the state's row holds
-        self._upcoming: list[Job] = []  # jobs drawn ahead
-        self._upcoming_table = _NO_JOBS  # the same as rows of JOB_FIELDS
+        self._upcoming_table = _NO_JOBS  # jobs drawn ahead, rows of JOB_FIELDS
+        self._upcoming_count = 0
+        self._arrivals_s: list[float] = []  # their arrival times
         self._upcoming_rows = _NO_INDEX  # per upcoming job: the row of _upcoming_bandwidth of its arrival
         self._upcoming_bandwidth = _NO_BANDWIDTH  # link bandwidths, one row per step
         self._next_upcoming = 0
         self._bandwidth_stale = True  # the state's bandwidth rows are not those of now (computed when asked for)
         self._continuations: list[tuple[float, int, _TrainingRun]] = []  # heap of (start_s, job_id, run)
-        self._awaiting: Job | None = None  # arrived, not yet submitted
+        self._awaits = False  # a job arrived and was not submitted yet (the current row)
+        self._awaiting_job: Job | None = None  # that job, once built
 
     def reset(self, rng: np.random.Generator) -> Job | None:
         """Start a new episode from ``rng``; returns the first job (``None`` if none arrives within the horizon)."""
@@ -229,49 +232,45 @@ class ClusterSimulator:
 
         The job returned before must have been submitted.
         """
-        if self._awaiting is not None:
-            raise RuntimeError(f"job {self._awaiting.job_id} arrived but was not submitted; submit it first")
-        job, row, time_s = self._next_arrival()
+        if self._awaits:
+            raise RuntimeError(f"job {self.awaiting.job_id} arrived but was not submitted; submit it first")
+        row, time_s = self._peek_arrival()
         self._before_advance(time_s)
         advance_to(self._world.get(), time_s, row)
-        return job
+        self._take_arrival(row)
+        return self.awaiting
 
-    def _next_arrival(self) -> tuple[Job | None, int, float]:
-        """The next job (drawn ahead when none is left), its row in the upcoming table and its arrival time;
-        ``(None, -1, horizon)`` past the horizon.  It becomes the job awaiting a decision."""
-        job, row, time_s = self._peek_arrival()
-        self._take_arrival(job)
-        return job, row, time_s
-
-    def _peek_arrival(self) -> tuple[Job | None, int, float]:
-        """What :meth:`_next_arrival` returns, not taken yet."""
-        if self._next_upcoming == len(self._upcoming):
+    def _peek_arrival(self) -> tuple[int, float]:
+        """The row in the upcoming table of the next job (drawn ahead when none is left) and its arrival time
+        (seconds); ``(-1, horizon)`` past the horizon."""
+        row = self._next_upcoming
+        if row == self._upcoming_count:
             self._prefetch()
-        if self._next_upcoming == len(self._upcoming):
-            return None, -1, self.config.horizon_s
-        job = self._upcoming[self._next_upcoming]
-        return job, self._next_upcoming, job.arrival_s
+            row = 0
+            if not self._upcoming_count:
+                return -1, self.config.horizon_s
+        return row, self._arrivals_s[row]
 
-    def _take_arrival(self, job: Job | None) -> None:
-        """``job`` (from :meth:`_peek_arrival`) arrives: it awaits a decision; the state's bandwidth rows are its
-        step's (``advance_to`` writes them), or past the horizon stale."""
-        if job is not None:
-            self._next_upcoming += 1
-            self._awaiting = job
-        self._bandwidth_stale = job is None
+    def _take_arrival(self, row: int) -> None:
+        """The job of upcoming row ``row`` (from :meth:`_peek_arrival`) arrived, :func:`advance_to` wrote it into
+        the current row and the state's bandwidth rows: it awaits a decision.  -1: none (the horizon; the
+        bandwidth rows are then stale)."""
+        self._awaiting_job = None
+        self._awaits = row >= 0
+        if row >= 0:
+            self._next_upcoming = row + 1
+        self._bandwidth_stale = row < 0
 
     def _prefetch(self) -> None:
         """Draw the next jobs of the (action-independent) workload and the link bandwidths of the steps they
         arrive in: one vector computation for many arrivals."""
-        upcoming = self._jobs.next_jobs(PREFETCH_JOBS)
-        self._upcoming, self._next_upcoming = upcoming, 0
-        if upcoming:
-            columns = list(zip(*upcoming))
-            columns[JOB_APP] = [self._app_code[app] for app in columns[JOB_APP]]
-            self._upcoming_table = np.array(columns, dtype=float).T.copy()
-            arrivals_s = self._upcoming_table[:, JOB_ARRIVAL_S]
+        table = self._jobs.next_table(PREFETCH_JOBS)
+        self._upcoming_table, self._upcoming_count, self._next_upcoming = table, len(table), 0
+        if len(table):
+            arrivals_s = table[:, JOB_ARRIVAL_S]
+            self._arrivals_s = arrivals_s.tolist()
             steps = (arrivals_s / self._network.step_s).astype(np.int64)  # arrivals are in time order
-            new_step = np.empty(len(upcoming), dtype=bool)
+            new_step = np.empty(len(table), dtype=bool)
             new_step[0] = True
             np.not_equal(steps[1:], steps[:-1], out=new_step[1:])
             self._upcoming_bandwidth = self._network.bandwidth_mbps(arrivals_s[new_step])  # one row per step
@@ -318,46 +317,45 @@ class ClusterSimulator:
         nothing changed.  With ``submitted`` the awaiting job was already submitted (:meth:`submit`,
         :meth:`reject`) and only the advance runs.  Returns ``(rejected, the last call's result)``.
         """
-        if not submitted and self._awaiting is None:
+        if not (submitted or self._awaits):
             raise RuntimeError("no job awaits a decision")
-        job = self._awaiting
-        next_job, row, time_s = self._peek_arrival()
-        if next_job is None:
+        row, time_s = self._peek_arrival()
+        if row < 0:
             self._bandwidth_rows[:] = self._network.bandwidth_mbps(time_s)
         rejected = False
         if not submitted:
-            result = self._run_compiled(kernel, SUBMIT | ADVANCE if self._simple else SUBMIT, job, row, time_s,
-                                        arguments)
-            if result[0] == INVALID:
-                self._bandwidth_stale = True  # the rows of now, should the horizon's have been written
-                return False, result
-            rejected = result[2]
+            phase = SUBMIT | ADVANCE if self._simple else SUBMIT
+            result = kernel(self._world.get(), phase, ALL_ITEMS, row, time_s, *arguments)
+            if result[0] != DONE:
+                result = self._run_compiled(kernel, phase, row, time_s, arguments, result)
+                if result[0] == INVALID:
+                    self._bandwidth_stale = True  # the rows of now, should the horizon's have been written
+                    return False, result
             if self._simple:
-                self._awaiting = None
-                self._take_arrival(next_job)
-                return rejected, result
-        self._awaiting = None
+                self._take_arrival(row)
+                return result[2], result
+            rejected = result[2]
+        self._awaits = False
         self._before_advance(time_s)
         self._sync_background_and_up(time_s)
         result = kernel(self._world.get(), ADVANCE, ALL_ITEMS, row, time_s, *arguments)
-        self._take_arrival(next_job)
+        self._take_arrival(row)
         return rejected, result
 
-    def _run_compiled(self, kernel, phase: int, job: Job, row: int, time_s: float, arguments: tuple) -> tuple:
-        """Call ``kernel`` until it is done (see :meth:`step_compiled`)."""
+    def _run_compiled(self, kernel, phase: int, row: int, time_s: float, arguments: tuple, result: tuple) -> tuple:
+        """Call ``kernel`` again until it is done, given what the last call returned (see :meth:`step_compiled`)."""
         reach = ALL_ITEMS
-        while True:
-            result = kernel(self._world.get(), phase, reach, row, time_s, *arguments)
+        while result[0] != DONE and result[0] != INVALID:
             status = result[0]
-            if status == DONE or status == INVALID:
-                return result
             if status == NEEDS_ROOM:
                 self._make_outcome_room()
                 self._scheduler.make_room(self._library.largest_fragment_count)
             elif status == NEEDS_EXITS:
-                reach = self._library.compiled[result[1]].sampled_reach(job.items, self._exit_rng)
+                reach = self._library.compiled[result[1]].sampled_reach(int(self._current[JOB_ITEMS]), self._exit_rng)
             else:
                 self._scheduler.sample_more(status, self.time_s)
+            result = kernel(self._world.get(), phase, reach, row, time_s, *arguments)
+        return result
 
     def _run_continuations(self, time_s: float) -> None:
         """Reserve the mini-batches of training jobs whose previous mini-batch is back by ``time_s`` (seconds),
@@ -399,9 +397,10 @@ class ClusterSimulator:
         self._resolve_infeasible(job, family)
 
     def _take_awaiting(self, job: Job) -> None:
-        if job is None or job is not self._awaiting:
+        if job is None or job is not self.awaiting:
             raise RuntimeError(f"{job!r} is not the job awaiting a decision")
-        self._awaiting = None
+        self._awaits = False
+        self._awaiting_job = None
 
     def _resolve_infeasible(self, job: Job, family: str) -> None:
         outcomes = self._outcomes
@@ -425,9 +424,7 @@ class ClusterSimulator:
         fragments' memory until its last mini-batch completes.
         """
         compiled, nodes = self._compile(plan, placement)
-        if job is None or job is not self._awaiting:
-            self._take_awaiting(job)  # raises
-        self._awaiting = None
+        self._take_awaiting(job)
         scheduler = self._scheduler
         # checked here for a training job (which books its memory itself) and an early-exit plan (whose exits
         # are drawn only for jobs that run), by the reservation for the others
@@ -517,9 +514,23 @@ class ClusterSimulator:
         return self._apps
 
     @property
+    def awaits(self) -> bool:
+        """Whether a job arrived and awaits a decision."""
+        return self._awaits
+
+    @property
+    def awaiting_app(self) -> str | None:
+        """The app of the job awaiting a decision (None: none)."""
+        return self._apps[int(self._current[JOB_APP])] if self._awaits else None
+
+    @property
     def awaiting(self) -> Job | None:
         """The job that arrived and awaits a decision (None: none)."""
-        return self._awaiting
+        if not self._awaits:
+            return None
+        if self._awaiting_job is None:  # built when first asked for
+            self._awaiting_job = job_of_row(self._current.tolist(), self._apps)
+        return self._awaiting_job
 
     def running_totals(self) -> tuple[int, int, int, int, float, float]:
         """(arrived, finished, failed, infeasible, energy_j, time_s) at once: the running counts, the cluster's

@@ -43,6 +43,20 @@ class Job(NamedTuple):
         return self.items * self.iterations
 
 
+JOB_FIELDS = ("job_id", "app", "arrival_s", "deadline_s", "input_bytes", "origin", "items", "iterations", "training")
+"""A Job as a float64 row (the job streams' tables, the simulator's upcoming jobs): its fields in order, the app as a
+code (an index into the workload's app names)."""
+(JOB_ID, JOB_APP, JOB_ARRIVAL_S, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ORIGIN, JOB_ITEMS, JOB_ITERATIONS,
+ JOB_TRAINING) = range(len(JOB_FIELDS))
+
+
+def job_of_row(row: list[float], apps: tuple[str, ...]) -> Job:
+    """The Job of a row of :data:`JOB_FIELDS` (as a list), its app code an index into ``apps``."""
+    job_id, app, arrival_s, deadline_s, input_bytes, origin, items, iterations, training = row
+    return Job(int(job_id), apps[int(app)], arrival_s, deadline_s, int(input_bytes), int(origin), int(items),
+               int(iterations), bool(training))
+
+
 class JobOutcome(NamedTuple):
     """How a job ended; produced once per job, when it finishes or fails."""
 

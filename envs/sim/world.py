@@ -32,8 +32,8 @@ WORLD_FIELDS = (
     "params",  # float64 constants and slowly changing values: see PARAMS
     "library_index", "library_values", "library_finish_s", "library_layout", "library_accuracy",  # PlanLibrary
     "runs",  # (rows, RUN_FIELDS) scratch for the fragment runs of a library plan's job
-    "upcoming", "upcoming_bandwidth", "upcoming_rows",  # jobs drawn ahead (JOB_FIELDS) and their bandwidths
-    "current",  # (JOB_FIELDS,) the job awaiting a decision
+    "upcoming", "upcoming_bandwidth", "upcoming_rows",  # jobs drawn ahead (rows of types.JOB_FIELDS), bandwidths
+    "current",  # (len(JOB_FIELDS),) the job awaiting a decision
 )
 """Fields of a :class:`World`, in constructor order."""
 
@@ -42,11 +42,6 @@ PARAMS = ("step_s", "first_interval", "interval_s", "max_retries", "constant_pow
 (s), retries after a failure, the cluster's background draw when constant (W; NaN when it varies), the node
 count."""
 (STEP_S, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, CONSTANT_POWER_W, NODE_COUNT) = range(len(PARAMS))
-
-JOB_FIELDS = ("job_id", "app", "arrival_s", "deadline_s", "input_bytes", "origin", "items", "iterations", "training")
-"""Columns of ``World.upcoming`` and entries of ``World.current``: the fields of a Job, its app as a code."""
-(JOB_ID, JOB_APP, JOB_ARRIVAL_S, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ORIGIN, JOB_ITEMS, JOB_ITERATIONS,
- JOB_TRAINING) = range(len(JOB_FIELDS))
 
 LAYOUT = ("index_start", "index_end", "values_start", "values_end", "finish_start", "fragments", "family", "exits")
 """Columns of ``World.library_layout``, one row per library plan: where its CompiledPlan.index and .values lie in

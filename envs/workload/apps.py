@@ -16,11 +16,14 @@ shorter than SplitPlace's real containers scales the interval down (and says so)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import repeat
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from envs.sim.types import AppConfig, ArrivalConfig, Job, WorkloadConfig
+from envs.sim.types import (JOB_APP, JOB_ARRIVAL_S, JOB_DEADLINE_S, JOB_FIELDS, JOB_ID, JOB_INPUT_BYTES, JOB_ITEMS,
+                            JOB_ITERATIONS, JOB_ORIGIN, JOB_TRAINING, AppConfig, ArrivalConfig, Job, WorkloadConfig,
+                            job_of_row)
 from envs.workload.arrivals import BATCH, ArrivalTimes
 
 SPLITPLACE_INTERVAL_S = 300.0
@@ -66,45 +69,58 @@ def splitplace_arrivals(hosts: int, interval_s: float = SPLITPLACE_INTERVAL_S) -
                          std_per_interval=std)
 
 
+@dataclass(frozen=True)
+class _AppTables:
+    """Per app, what a drawn job's fields follow from (built once per workload configuration)."""
+
+    cumulative_weight: np.ndarray  # normalised cumulative shares
+    steps_s: np.ndarray  # deadline step, 0 for continuous deadlines
+    stepped: np.ndarray  # bool: deadlines are whole multiples of the step
+    low: np.ndarray  # stepped: the smallest multiple; else the smallest deadline
+    width: np.ndarray  # stepped: the number of multiples; else the width of the deadline range
+    input_bytes: np.ndarray
+    items: np.ndarray
+    iterations: np.ndarray
+
+    @classmethod
+    @lru_cache(maxsize=64)
+    def of(cls, apps: tuple[AppConfig, ...]) -> _AppTables:
+        weights = np.array([app.weight for app in apps])
+        steps = np.array([app.deadline_step_s for app in apps])
+        stepped = steps > 0
+        safe_steps = np.where(stepped, steps, 1.0)
+        # stepped apps: deadline = step * (low + floor(u * count)); continuous ones: low + u * width
+        low = np.where(stepped, np.ceil(np.array([a.deadline_min_s for a in apps]) / safe_steps - 1e-9),
+                       [a.deadline_min_s for a in apps])
+        high = np.where(stepped, np.floor(np.array([a.deadline_max_s for a in apps]) / safe_steps + 1e-9),
+                        [a.deadline_max_s for a in apps])
+        return cls(cumulative_weight=np.cumsum(weights) / weights.sum(), steps_s=steps, stepped=stepped, low=low,
+                   width=np.where(stepped, high - low + 1, high - low),
+                   input_bytes=np.array([app.input_bytes for app in apps], dtype=float),
+                   items=np.array([app.items for app in apps], dtype=float),
+                   iterations=np.array([app.iterations for app in apps], dtype=float))
+
+
 class JobStream:
-    """The jobs of one episode in arrival order, drawn from ``rng`` in batches."""
+    """The jobs of one episode in arrival order, drawn from ``rng`` in batches (their random draws a batch at a
+    time, the jobs built as they are asked for)."""
 
     def __init__(self, config: WorkloadConfig, horizon_s: float, rng: np.random.Generator):
         self.config = config
         self._rng = rng
         self._arrivals = ArrivalTimes(config.arrivals, horizon_s, rng)
-        apps = config.apps
-        weights = np.array([app.weight for app in apps])
-        self._cumulative_weight = np.cumsum(weights) / weights.sum()
-        self._steps = np.array([app.deadline_step_s for app in apps])
-        stepped = self._steps > 0
-        safe_steps = np.where(stepped, self._steps, 1.0)
-        # stepped apps: deadline = step * (low + floor(u * count)); continuous ones: low + u * width
-        self._low = np.where(stepped, np.ceil(np.array([a.deadline_min_s for a in apps]) / safe_steps - 1e-9),
-                             [a.deadline_min_s for a in apps])
-        high = np.where(stepped, np.floor(np.array([a.deadline_max_s for a in apps]) / safe_steps + 1e-9),
-                        [a.deadline_max_s for a in apps])
-        self._width = np.where(stepped, high - self._low + 1, high - self._low)
-        self._stepped = stepped
-        self._origins = np.asarray(config.origin_nodes)
-        # per app, the fields of a Job that follow from its app
-        self._app_names = np.array([app.name for app in apps], dtype=object)
-        self._app_input_bytes = np.array([app.input_bytes for app in apps])
-        self._app_items = np.array([app.items for app in apps])
-        self._app_iterations = np.array([app.iterations for app in apps])
-        self._batch_apps = self._batch_deadlines_s = self._batch_origins = np.empty(0, dtype=np.int64)  # drawn jobs
+        self._tables = _AppTables.of(config.apps)
+        self._origins = np.asarray(config.origin_nodes, dtype=float)
+        self._app_names = tuple(app.name for app in config.apps)
+        self._app_draws = self._deadline_draws = self._origin_draws = np.empty(0)  # of the drawn batch
         self._position = 0
         self._next_id = 0
 
     def _draw_batch(self) -> None:
         rng = self._rng
-        app = np.searchsorted(self._cumulative_weight, rng.uniform(0.0, 1.0, BATCH), side="right")
-        app = np.minimum(app, len(self.config.apps) - 1)
-        spread = rng.uniform(0.0, 1.0, BATCH) * self._width[app]
-        self._batch_deadlines_s = np.where(self._stepped[app], (self._low[app] + np.floor(spread)) * self._steps[app],
-                                           self._low[app] + spread)
-        self._batch_origins = self._origins[rng.integers(0, len(self._origins), BATCH)]
-        self._batch_apps = app
+        self._app_draws = rng.uniform(0.0, 1.0, BATCH)
+        self._deadline_draws = rng.uniform(0.0, 1.0, BATCH)
+        self._origin_draws = rng.integers(0, len(self._origins), BATCH)
         self._position = 0
 
     def next_job(self) -> Job | None:
@@ -114,21 +130,45 @@ class JobStream:
 
     def next_jobs(self, count: int) -> list[Job]:
         """The next ``count`` jobs (fewer once arrivals pass the horizon): the same jobs, from the same
-        draws, as ``count`` calls of :meth:`next_job`, built a batch at a time."""
-        jobs: list[Job] = []
-        while len(jobs) < count:
-            left = len(self._batch_apps) - self._position
-            arrivals_s = self._arrivals.take(min(count - len(jobs), left if left else BATCH))
+        draws, as ``count`` calls of :meth:`next_job`."""
+        return [job_of_row(row, self._app_names) for row in self.next_table(count).tolist()]
+
+    def next_table(self, count: int) -> np.ndarray:
+        """The jobs of :meth:`next_jobs` as rows of :data:`~envs.sim.types.JOB_FIELDS` (app codes: indices into the
+        workload's apps)."""
+        chunks: list[np.ndarray] = []
+        taken = 0
+        while taken < count:
+            left = len(self._app_draws) - self._position
+            arrivals_s = self._arrivals.take(min(count - taken, left if left else BATCH))
             if not arrivals_s:
                 break
             if not left:  # drawn after the arrival times, as next_job does
                 self._draw_batch()
-            start, end = self._position, self._position + len(arrivals_s)
-            ids = range(self._next_id, self._next_id + len(arrivals_s))
-            self._position, self._next_id = end, ids.stop
-            app = self._batch_apps[start:end]
-            fields = zip(ids, self._app_names[app].tolist(), arrivals_s, self._batch_deadlines_s[start:end].tolist(),
-                         self._app_input_bytes[app].tolist(), self._batch_origins[start:end].tolist(),
-                         self._app_items[app].tolist(), self._app_iterations[app].tolist(), repeat(False))
-            jobs += map(tuple.__new__, repeat(Job), fields)  # Job(*fields), made in C
-        return jobs
+            chunks.append(self._chunk(arrivals_s))
+            taken += len(arrivals_s)
+        return np.concatenate(chunks) if len(chunks) > 1 else (chunks[0] if chunks else _NO_JOBS)
+
+    def _chunk(self, arrivals_s: list[float]) -> np.ndarray:
+        """The next jobs of the drawn batch, arriving at ``arrivals_s``, as rows of JOB_FIELDS."""
+        tables, count = self._tables, len(arrivals_s)
+        start, end = self._position, self._position + count
+        app = np.searchsorted(tables.cumulative_weight, self._app_draws[start:end], side="right")
+        app = np.minimum(app, len(self._app_names) - 1)
+        spread = self._deadline_draws[start:end] * tables.width[app]
+        rows = np.empty((count, len(JOB_FIELDS)))
+        rows[:, JOB_ID] = np.arange(self._next_id, self._next_id + count)
+        rows[:, JOB_APP] = app
+        rows[:, JOB_ARRIVAL_S] = arrivals_s
+        rows[:, JOB_DEADLINE_S] = np.where(tables.stepped[app], (tables.low[app] + np.floor(spread)) * tables.steps_s[app],
+                                           tables.low[app] + spread)
+        rows[:, JOB_INPUT_BYTES] = tables.input_bytes[app]
+        rows[:, JOB_ORIGIN] = self._origins[self._origin_draws[start:end]]
+        rows[:, JOB_ITEMS] = tables.items[app]
+        rows[:, JOB_ITERATIONS] = tables.iterations[app]
+        rows[:, JOB_TRAINING] = 0.0
+        self._position, self._next_id = end, self._next_id + count
+        return rows
+
+
+_NO_JOBS = np.zeros((0, len(JOB_FIELDS)))

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from envs.sim.types import ArrivalConfig, Job, WorkloadConfig
+from envs.sim.types import JOB_ARRIVAL_S, JOB_FIELDS, ArrivalConfig, Job, WorkloadConfig
 from envs.training.jobs import SplitLearningJob
 from envs.workload.arrivals import ArrivalTimes
 
@@ -65,7 +65,8 @@ class MergedJobStream:
     """The jobs of several streams (each with ``next_jobs(count)``) in one arrival order, numbered from 0
     in that order; on equal arrival times the earlier stream goes first."""
 
-    def __init__(self, *streams):
+    def __init__(self, apps: tuple[str, ...], *streams):
+        self._app_code = {app: code for code, app in enumerate(apps)}
         self._streams = streams
         self._pending: list[list[Job]] = [[] for _ in streams]  # drawn, not handed out; the next one last
         self._next_id = 0
@@ -88,3 +89,10 @@ class MergedJobStream:
             jobs.append(job._replace(job_id=self._next_id))
             self._next_id += 1
         return jobs
+
+    def next_table(self, count: int) -> np.ndarray:
+        """The jobs of :meth:`next_jobs` as rows of :data:`~envs.sim.types.JOB_FIELDS`, app codes indices into
+        ``apps``."""
+        code = self._app_code
+        rows = [(job.job_id, code[job.app], *job[JOB_ARRIVAL_S:]) for job in self.next_jobs(count)]
+        return np.array(rows, dtype=float).reshape(len(rows), len(JOB_FIELDS))
