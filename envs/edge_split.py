@@ -128,8 +128,7 @@ class EdgeSplitEnv(gym.Env):
                           app_index=np.array([actions.apps.index(app) for app in simulator.apps], dtype=np.int64),
                           accuracy_floor=float(self._reward_weights.accuracy_floor),
                           node_factor=observations.node_factor, scalars=observations.scalars,
-                          fastest_latency_s=observations.fastest_latency_s, job_entries=observations.job_entries,
-                          totals=np.zeros(len(TOTALS)))
+                          fastest_latency_s=observations.fastest_latency_s, job_entries=observations.job_entries)
 
     # -- Gymnasium API ----------------------------------------------------------------------------
 
@@ -137,7 +136,8 @@ class EdgeSplitEnv(gym.Env):
         super().reset(seed=seed)
         job = self.simulator.reset(self.np_random)
         self._snapshot = None
-        info = self._info(parts_of_totals([0.0] * len(TOTALS), self._reward_weights), rejected=False)
+        info = self._info(parts_of_totals([0.0] * len(TOTALS), self._reward_weights), False,
+                          self.simulator.running_totals())
         return self.observations.build(self.simulator, job), info
 
     def step(self, action):
@@ -151,14 +151,14 @@ class EdgeSplitEnv(gym.Env):
             # its mini-batches are reserved one at a time, by the simulator's Python part
             simulator.drop_outcomes()
             rejected = self._submit(simulator.awaiting, action)
-            simulator.step_compiled(step_kernel, arguments, submitted=True)
+            _, result = simulator.step_compiled(step_kernel, arguments, submitted=True)
         else:
             rejected, result = simulator.step_compiled(step_kernel, arguments)
             if result[0] == INVALID:
                 self.actions.decode(action, simulator.awaiting_app)  # raises the ValueError that names the action
         self._snapshot = None  # taken when asked for: nothing changes until the next step
-        parts = parts_of_totals(self._step_arrays.totals.tolist(), self._reward_weights)
-        return observation, parts.total, False, not simulator.awaits, self._info(parts, rejected)
+        parts = parts_of_totals(result[3:9], self._reward_weights)
+        return observation, parts.total, False, not simulator.awaits, self._info(parts, rejected, result[9:])
 
     def _submit(self, job, action: np.ndarray) -> bool:
         """Submit ``job`` as ``action`` says through the simulator's Python part; returns whether it was rejected."""
@@ -232,8 +232,10 @@ class EdgeSplitEnv(gym.Env):
                                "call reset()")
         return job
 
-    def _info(self, parts, rejected: bool) -> dict[str, Any]:
-        arrived, finished, failed, infeasible, energy_j, time_s = self.simulator.running_totals()
+    def _info(self, parts, rejected: bool, running: Sequence) -> dict[str, Any]:
+        """The step's info: the reward ``parts``, whether the action was ``rejected``, and the ``running``
+        (arrived, finished, failed, infeasible, energy_j, time_s) of the episode."""
+        arrived, finished, failed, infeasible, energy_j, time_s = running
         info = {
             "reward_sla": parts.sla,
             "reward_accuracy": parts.accuracy,

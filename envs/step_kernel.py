@@ -19,10 +19,11 @@ import numpy as np
 from numba.experimental import structref
 
 from envs.observation import write_job_entries, write_observation
-from envs.reward import add_outcome
+from envs.reward import TOTALS, add_outcome
 from envs.sim.compiled_step import (ADVANCE, INVALID, NEEDS_ROOM, SUBMIT, advance_to, has_room, reject_current,
                                     submit_current)
-from envs.sim.outcomes import INFEASIBLE, OUTCOME_FIELDS, RESOLVED, TIME_S
+from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FINISHED_JOBS, INFEASIBLE, INFEASIBLE_JOBS,
+                               JOB_ENERGY_J, OUTCOME_FIELDS, RESOLVED, TIME_S)
 from envs.sim.schedule import DONE
 from envs.sim.types import (JOB_APP, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ITEMS, JOB_ITERATIONS,
                             JOB_TRAINING)
@@ -45,7 +46,6 @@ class StepArrays(NamedTuple):
     scalars: np.ndarray  # ObservationBuilder.scalars
     fastest_latency_s: np.ndarray  # ObservationBuilder.fastest_latency_s
     job_entries: np.ndarray  # ObservationBuilder.job_entries (scratch)
-    totals: np.ndarray  # float64 (len(envs.reward.TOTALS),): the step's reward totals (written)
 
 
 @structref.register
@@ -68,31 +68,32 @@ def step_tables(arrays: StepArrays) -> StepTables:
 @numba.njit(cache=True)
 def step_kernel(world, phase, reach, job_row, time_s, action, out, tables):
     """One environment step on ``world`` (see :meth:`~envs.sim.engine.ClusterSimulator.step_compiled` for the first
-    five arguments): with ``SUBMIT``, run the awaiting job as ``action`` says (a family without plans for its app:
-    rejected; the variant taken modulo the family's plan count); with ``ADVANCE``, move to the next arrival and
-    write the observation into ``out``; then total the outcomes resolved since ``SUBMIT`` into ``tables.totals``
-    (``tables``: :class:`StepTables`).
+    five arguments) with the environment's ``tables`` (:class:`StepTables`): with ``SUBMIT``, run the awaiting job
+    as ``action`` says (a family without plans for its app: rejected; the variant taken modulo the family's plan
+    count); with ``ADVANCE``, move to the next arrival and write the observation into ``out``.
 
-    Returns ``(status, plan, rejected)``: ``INVALID`` if ``action`` is outside the action space.
+    Returns ``(status, plan, rejected, *totals, *running)``: ``INVALID`` if ``action`` is outside the action space;
+    the reward totals (:data:`~envs.reward.TOTALS`) of the outcomes resolved since ``SUBMIT``; and the running
+    ``(arrived, finished, failed, infeasible, energy_j, time_s)`` of the episode.
     """
-    plan_table, nvec, totals, scalars = tables.plan_table, tables.nvec, tables.totals, tables.scalars
+    plan_table, nvec, scalars = tables.plan_table, tables.nvec, tables.scalars
     rejected = False
     tallies = world.tallies
     if phase & SUBMIT:
         for dimension in range(nvec.size):
             if action[dimension] < 0 or action[dimension] >= nvec[dimension]:
-                return INVALID, -1, False
+                return _refused(INVALID, -1)
         app, family = int(world.current[JOB_APP]), action[0]
         plans = plan_table[app, family, 0]
         plan = plan_table[app, family, 1 + action[1] % plans] if plans else -1
         if not has_room(world, world.library_layout[plan, FRAGMENTS] if plans else 0):
-            return NEEDS_ROOM, plan, False
+            return _refused(NEEDS_ROOM, plan)
         tallies[RESOLVED] = 0
         if plans:
             status, rejected = submit_current(world, plan, action[2: 2 + world.library_layout[plan, FRAGMENTS]],
                                               reach)
             if status != DONE:
-                return status, plan, False
+                return _refused(status, plan)
         else:
             reject_current(world, family + 1)  # FAMILY_CODES: no plan, then FAMILIES
             rejected = True
@@ -106,9 +107,18 @@ def step_kernel(world, phase, reach, job_row, time_s, action, out, tables):
         else:
             write_job_entries(tables.job_entries, -1, 0.0, 1.0, 0.0, 1.0, 0.0, tables.fastest_latency_s, scalars)
         write_observation(world.state, world.clock[TIME_S], tables.node_factor, scalars, tables.job_entries, out)
-    totals[:] = 0.0
+    totals = np.zeros(len(TOTALS))
     resolved = world.resolved
     for row in range(tallies[RESOLVED]):
         add_outcome(totals, resolved[row, _FINISHED] != 0.0, resolved[row, _MET], resolved[row, _ACCURACY],
                     resolved[row, _ENERGY_J], resolved[row, _REASON] == INFEASIBLE, tables.accuracy_floor)
-    return DONE, -1, rejected
+    clock = world.clock
+    return (DONE, -1, rejected, totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], tallies[ARRIVED],
+            tallies[FINISHED_JOBS], tallies[FAILED_JOBS], tallies[INFEASIBLE_JOBS],
+            clock[BACKGROUND_ENERGY_J] + clock[JOB_ENERGY_J], clock[TIME_S])
+
+
+@numba.njit(cache=True)
+def _refused(status, plan):
+    """What :func:`step_kernel` returns when it did nothing: ``status`` and the plan it concerns."""
+    return status, plan, False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0
