@@ -16,7 +16,7 @@ from envs.scenarios import DEFAULT_SCENARIO, Scenario, load_scenario
 from envs.sim.compiled_step import INVALID
 from envs.sim.engine import ClusterSimulator
 from envs.sim.types import ClusterSnapshot
-from envs.step_kernel import StepArrays, step_kernel, step_tables
+from envs.step_kernel import StepArrays, step_kernel
 
 
 class EdgeSplitEnv(gym.Env):
@@ -104,16 +104,8 @@ class EdgeSplitEnv(gym.Env):
         self.observation_space = self.observations.space
         self.action_space = self.actions.space
         self._reward_weights = self.scenario.reward
-        self._step_arrays = self._arrays_of_step()
-        self._step_tables = step_tables(self._step_arrays)
+        self.simulator.attach(self._arrays_of_step()._asdict())
         self._snapshot = None  # taken when asked for
-
-    def __getstate__(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if key != "_step_tables"}  # it does not pickle
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._step_tables = step_tables(self._step_arrays)
 
     def _arrays_of_step(self) -> StepArrays:
         """The arrays the compiled step reads (:mod:`envs.step_kernel`): the plan of each (app, family, variant) by
@@ -127,7 +119,7 @@ class EdgeSplitEnv(gym.Env):
         return StepArrays(plan_table=plan_table, nvec=np.array(actions.space.nvec, dtype=np.int64),
                           app_index=np.array([actions.apps.index(app) for app in simulator.apps], dtype=np.int64),
                           accuracy_floor=float(self._reward_weights.accuracy_floor),
-                          node_factor=observations.node_factor, scalars=observations.scalars,
+                          node_factor=observations.node_factor, observation_scalars=observations.scalars,
                           fastest_latency_s=observations.fastest_latency_s, job_entries=observations.job_entries)
 
     # -- Gymnasium API ----------------------------------------------------------------------------
@@ -146,7 +138,7 @@ class EdgeSplitEnv(gym.Env):
             self._waiting_job()  # raises
         action = self.actions.as_array(action)
         observation = np.empty(self.observations.size, dtype=np.float32)
-        arguments = (action, observation, self._step_tables)
+        arguments = (action, observation)
         if self._training_apps and simulator.awaiting.training:
             # its mini-batches are reserved one at a time, by the simulator's Python part
             simulator.drop_outcomes()

@@ -6,8 +6,8 @@ Python (:meth:`~envs.observation.ActionTable.decode`,
 next arrival, :meth:`~envs.observation.ObservationBuilder.build` and the reward
 totals of :func:`~envs.reward.reward_parts`), from the same compiled parts,
 through :meth:`~envs.sim.engine.ClusterSimulator.step_compiled`.  The arrays it
-reads besides the simulator's world are the environment's
-(:class:`StepArrays`).
+reads besides the simulator's are the environment's (:class:`StepArrays`), attached
+to the simulator's world (:meth:`~envs.sim.engine.ClusterSimulator.attach`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba.experimental import structref
 
 from envs.observation import write_job_entries, write_observation
 from envs.reward import TOTALS, add_outcome
@@ -27,7 +26,7 @@ from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FINISH
 from envs.sim.schedule import DONE
 from envs.sim.types import (JOB_APP, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ITEMS, JOB_ITERATIONS,
                             JOB_TRAINING)
-from envs.sim.world import FRAGMENTS, ArraysType, make_struct
+from envs.sim.world import FRAGMENTS
 
 _FINISHED, _REASON, _MET, _ACCURACY, _ENERGY_J = (OUTCOME_FIELDS.index(name) for name in (
     "finished", "reason", "met_deadline", "accuracy", "energy_j"))
@@ -35,7 +34,8 @@ _FINISHED, _REASON, _MET, _ACCURACY, _ENERGY_J = (OUTCOME_FIELDS.index(name) for
 
 
 class StepArrays(NamedTuple):
-    """The environment's arrays :func:`step_kernel` reads, the fields of a :class:`StepTables`."""
+    """The environment's arrays :func:`step_kernel` reads (the companion fields of the simulator's world,
+    :data:`~envs.sim.world.COMPANION_FIELDS`)."""
 
     plan_table: np.ndarray  # int64 (simulator apps, families, 1 + variants): per family its plan count, then the
     #                         library id of each variant
@@ -43,40 +43,23 @@ class StepArrays(NamedTuple):
     app_index: np.ndarray  # int64: per simulator app code, its index among the observation's apps
     accuracy_floor: float  # RewardWeights.accuracy_floor
     node_factor: np.ndarray  # ObservationBuilder.node_factor
-    scalars: np.ndarray  # ObservationBuilder.scalars
+    observation_scalars: np.ndarray  # ObservationBuilder.scalars
     fastest_latency_s: np.ndarray  # ObservationBuilder.fastest_latency_s
     job_entries: np.ndarray  # ObservationBuilder.job_entries (scratch)
 
 
-@structref.register
-class StepTablesType(ArraysType):
-    """The numba type of a :class:`StepTables`."""
-
-
-class StepTables(structref.StructRefProxy):
-    """:class:`StepArrays` as one argument for compiled code (like :class:`~envs.sim.world.World`)."""
-
-
-structref.define_proxy(StepTables, StepTablesType, list(StepArrays._fields))
-
-
-def step_tables(arrays: StepArrays) -> StepTables:
-    """A :class:`StepTables` referring to ``arrays``."""
-    return make_struct(StepTables, StepArrays._fields, list(arrays))
-
-
 @numba.njit(cache=True)
-def step_kernel(world, phase, reach, job_row, time_s, action, out, tables):
+def step_kernel(world, phase, reach, job_row, time_s, action, out):
     """One environment step on ``world`` (see :meth:`~envs.sim.engine.ClusterSimulator.step_compiled` for the first
-    five arguments) with the environment's ``tables`` (:class:`StepTables`): with ``SUBMIT``, run the awaiting job
-    as ``action`` says (a family without plans for its app: rejected; the variant taken modulo the family's plan
+    five arguments), the environment's :class:`StepArrays` attached: with ``SUBMIT``, run the awaiting job as
+    ``action`` says (a family without plans for its app: rejected; the variant taken modulo the family's plan
     count); with ``ADVANCE``, move to the next arrival and write the observation into ``out``.
 
     Returns ``(status, plan, rejected, *totals, *running)``: ``INVALID`` if ``action`` is outside the action space;
     the reward totals (:data:`~envs.reward.TOTALS`) of the outcomes resolved since ``SUBMIT``; and the running
     ``(arrived, finished, failed, infeasible, energy_j, time_s)`` of the episode.
     """
-    plan_table, nvec, scalars = tables.plan_table, tables.nvec, tables.scalars
+    plan_table, nvec, scalars = world.plan_table, world.nvec, world.observation_scalars
     rejected = False
     tallies = world.tallies
     if phase & SUBMIT:
@@ -101,17 +84,17 @@ def step_kernel(world, phase, reach, job_row, time_s, action, out, tables):
         advance_to(world, time_s, job_row)
         current = world.current
         if job_row >= 0:
-            write_job_entries(tables.job_entries, tables.app_index[int(current[JOB_APP])], current[JOB_DEADLINE_S],
+            write_job_entries(world.job_entries, world.app_index[int(current[JOB_APP])], current[JOB_DEADLINE_S],
                               current[JOB_ITEMS], current[JOB_INPUT_BYTES], current[JOB_ITERATIONS],
-                              current[JOB_TRAINING], tables.fastest_latency_s, scalars)
+                              current[JOB_TRAINING], world.fastest_latency_s, scalars)
         else:
-            write_job_entries(tables.job_entries, -1, 0.0, 1.0, 0.0, 1.0, 0.0, tables.fastest_latency_s, scalars)
-        write_observation(world.state, world.clock[TIME_S], tables.node_factor, scalars, tables.job_entries, out)
+            write_job_entries(world.job_entries, -1, 0.0, 1.0, 0.0, 1.0, 0.0, world.fastest_latency_s, scalars)
+        write_observation(world.state, world.clock[TIME_S], world.node_factor, scalars, world.job_entries, out)
     totals = np.zeros(len(TOTALS))
     resolved = world.resolved
     for row in range(tallies[RESOLVED]):
         add_outcome(totals, resolved[row, _FINISHED] != 0.0, resolved[row, _MET], resolved[row, _ACCURACY],
-                    resolved[row, _ENERGY_J], resolved[row, _REASON] == INFEASIBLE, tables.accuracy_floor)
+                    resolved[row, _ENERGY_J], resolved[row, _REASON] == INFEASIBLE, world.accuracy_floor)
     clock = world.clock
     return (DONE, -1, rejected, totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], tallies[ARRIVED],
             tallies[FINISHED_JOBS], tallies[FAILED_JOBS], tallies[INFEASIBLE_JOBS],

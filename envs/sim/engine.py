@@ -52,7 +52,7 @@ from envs.sim.types import (JOB_APP, JOB_ARRIVAL_S, JOB_FIELDS, JOB_ITEMS, NODE_
                             SimulatorConfig, job_of_row)
 from envs.sim.compiled_step import ADVANCE, INVALID, NEEDS_EXITS, NEEDS_ROOM, SUBMIT, advance_to
 from envs.sim.plan_library import PlanLibrary
-from envs.sim.world import (CONSTANT_POWER_W, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, NODE_COUNT, PARAMS, STEP_S,
+from envs.sim.world import (COMPANION_FIELDS, CONSTANT_POWER_W, EMPTY_COMPANION, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, NODE_COUNT, PARAMS, STEP_S,
                             WorldKeeper)
 from envs.workload.apps import JobStream
 from envs.workload.training_jobs import MergedJobStream, TrainingJobStream
@@ -128,6 +128,7 @@ class ClusterSimulator:
         self._params[MAX_RETRIES] = config.failures.max_retries if config.failures.policy == "retry" else 0
         self._params[NODE_COUNT] = self.node_count
         self._seconds_per_reference_s = 1.0 / np.array([device.speed_factor for device in devices], dtype=float)
+        self._companion = EMPTY_COMPANION
         self._world = WorldKeeper(self._world_arrays)
         self._scheduler = Scheduler(self._network, self._background, self._failures, self._state[_FREE_MEMORY],
                                     self._world)
@@ -163,6 +164,14 @@ class ClusterSimulator:
         self._bind_views()  # pickling copies views (the scheduler's and network's rows too): point them at the state
         self._world.stale()
 
+    def attach(self, companion: dict) -> None:
+        """Hand the arrays of the code on top (one per name of :data:`~envs.sim.world.COMPANION_FIELDS`) to
+        compiled code through the world: what a :meth:`step_compiled` kernel reads beside the simulator's own."""
+        if set(companion) != set(COMPANION_FIELDS):
+            raise ValueError(f"attach: needs exactly the fields {COMPANION_FIELDS}, got {sorted(companion)}")
+        self._companion = dict(companion)
+        self._world.stale()
+
     def _world_arrays(self) -> dict[str, np.ndarray]:
         """The arrays a world (:mod:`envs.sim.world`) of this simulator refers to now."""
         load, first_interval, interval_s = self._background.load_table
@@ -180,7 +189,7 @@ class ClusterSimulator:
             "library_finish_s": library.finish_s, "library_layout": library.layout,
             "library_accuracy": library.accuracy, "runs": self._library_runs, "upcoming": self._upcoming_table,
             "upcoming_bandwidth": self._upcoming_bandwidth, "upcoming_rows": self._upcoming_rows,
-            "current": self._current,
+            "current": self._current, **self._companion,
         }
 
     # ------------------------------------------------------------------ episode

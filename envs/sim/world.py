@@ -16,6 +16,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 import numba
+import numpy as np
 from numba.core import types
 from numba.experimental import structref
 
@@ -35,7 +36,18 @@ WORLD_FIELDS = (
     "upcoming", "upcoming_bandwidth", "upcoming_rows",  # jobs drawn ahead (rows of types.JOB_FIELDS), bandwidths
     "current",  # (len(JOB_FIELDS),) the job awaiting a decision
 )
-"""Fields of a :class:`World`, in constructor order."""
+"""Fields of a :class:`World` that hold the simulator's arrays."""
+
+COMPANION_FIELDS = ("plan_table", "nvec", "app_index", "accuracy_floor", "node_factor", "observation_scalars",
+                    "fastest_latency_s", "job_entries")
+"""Fields of a :class:`World` that the code on top of the simulator fills (``ClusterSimulator.attach``): the
+environment's action table, reward floor and observation constants (:class:`envs.step_kernel.StepArrays`).  A
+bare simulator's world has them empty, of the same types, so compiled code is compiled once for both."""
+
+EMPTY_COMPANION = {"plan_table": np.zeros((0, 0, 0), dtype=np.int64), "nvec": np.zeros(0, dtype=np.int64),
+                   "app_index": np.zeros(0, dtype=np.int64), "accuracy_floor": 0.0, "node_factor": np.zeros(0),
+                   "observation_scalars": np.zeros(0), "fastest_latency_s": np.zeros(0), "job_entries": np.zeros(0)}
+"""The companion fields of a bare simulator."""
 
 PARAMS = ("step_s", "first_interval", "interval_s", "max_retries", "constant_power_w", "node_count")
 """Entries of ``World.params``: the bandwidth step (s), the background table's first interval and interval length
@@ -54,36 +66,28 @@ whether it has early exits."""
 """Rows of ``World.state`` (:data:`~envs.sim.types.NODE_VALUES`)."""
 
 
-class ArraysType(types.StructRef):
-    """Base of the numba types of structs of arrays: each field typed by the value it is built with."""
+@structref.register
+class WorldType(types.StructRef):
+    """The numba type of a :class:`World` (each field typed by the value it is built with)."""
 
     def preprocess_fields(self, fields):
         return tuple((name, types.unliteral(kind)) for name, kind in fields)
-
-
-@structref.register
-class WorldType(ArraysType):
-    """The numba type of a :class:`World`."""
 
 
 class World(structref.StructRefProxy):
     """The simulator's arrays as one argument for compiled code (see the module docstring)."""
 
 
-structref.define_proxy(World, WorldType, list(WORLD_FIELDS))
-
-
-def make_struct(proxy: type, fields: tuple[str, ...], values: list):
-    """A ``proxy`` struct (a ``StructRefProxy`` class defined over ``fields``) holding ``values``; with
-    ``NUMBA_DISABLE_JIT=1`` (the compiled functions run as plain Python) a plain namespace of them."""
-    if numba.config.DISABLE_JIT:
-        return SimpleNamespace(**dict(zip(fields, values)))
-    return proxy(*values)
+structref.define_proxy(World, WorldType, list(WORLD_FIELDS + COMPANION_FIELDS))
 
 
 def make_world(arrays: dict) -> World:
-    """A world referring to ``arrays`` (one per name of :data:`WORLD_FIELDS`)."""
-    return make_struct(World, WORLD_FIELDS, [arrays[name] for name in WORLD_FIELDS])
+    """A world referring to ``arrays`` (one per name of :data:`WORLD_FIELDS` and :data:`COMPANION_FIELDS`); with
+    ``NUMBA_DISABLE_JIT=1`` (the compiled functions run as plain Python) a plain namespace of them."""
+    fields = WORLD_FIELDS + COMPANION_FIELDS
+    if numba.config.DISABLE_JIT:
+        return SimpleNamespace(**{name: arrays[name] for name in fields})
+    return World(*(arrays[name] for name in fields))
 
 
 class WorldKeeper:
