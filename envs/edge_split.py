@@ -228,15 +228,16 @@ class EdgeSplitEnv(gym.Env):
         """The step's info: the reward ``parts``, whether the action was ``rejected``, and the ``running``
         (arrived, finished, failed, infeasible, energy_j, time_s) of the episode."""
         arrived, finished, failed, infeasible, energy_j, time_s = running
+        sla, accuracy, energy, penalty, jobs_finished, jobs_failed, jobs_met_deadline, jobs_infeasible = parts
         info = {
-            "reward_sla": parts.sla,
-            "reward_accuracy": parts.accuracy,
-            "reward_energy": parts.energy,
-            "reward_penalty": parts.penalty,
-            "jobs_finished": parts.jobs_finished,
-            "jobs_failed": parts.jobs_failed,
-            "jobs_met_deadline": parts.jobs_met_deadline,
-            "jobs_infeasible": parts.jobs_infeasible,
+            "reward_sla": sla,
+            "reward_accuracy": accuracy,
+            "reward_energy": energy,
+            "reward_penalty": penalty,
+            "jobs_finished": jobs_finished,
+            "jobs_failed": jobs_failed,
+            "jobs_met_deadline": jobs_met_deadline,
+            "jobs_infeasible": jobs_infeasible,
             "action_infeasible": rejected,
             "arrived": arrived,
             "finished": finished,

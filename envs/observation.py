@@ -299,6 +299,7 @@ class ActionTable:
         # sample_valid: one key per mask entry and a last key of -1; the keys laid out as one row per action
         # dimension, padded with that last key
         self._keys = np.full(self._mask_size + 1, -1.0)
+        self._drawn_keys = self._keys[:-1]  # the keys drawn per call
         self._key_rows = np.full((self._dimensions, max(self._nvec)), self._mask_size)
         for row, (start, size) in enumerate(zip(self._offsets.tolist(), self._nvec)):
             self._key_rows[row, :size] = np.arange(start, start + size)
@@ -379,7 +380,7 @@ class ActionTable:
         gives every allowed value the chance ``1/n + (1 - a/n) / a = 1/a`` (``a`` allowed of ``n``).
         """
         if mask.size <= KEYED_SAMPLING_MAX_ENTRIES:
-            rng.random(out=self._keys[:-1])
+            rng.random(out=self._drawn_keys)
             action = np.empty(self._dimensions, dtype=np.int64)
             # allowed values draw from [1, 2), the others from [0, 1): the largest is uniform among the allowed ones
             _largest_keys(self._keys, mask, self._key_rows, action)
