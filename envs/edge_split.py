@@ -104,6 +104,8 @@ class EdgeSplitEnv(gym.Env):
         self.observation_space = self.observations.space
         self.action_space = self.actions.space
         self._reward_weights = self.scenario.reward
+        self._masks = np.zeros(self.actions.space.nvec.sum(), dtype=bool)  # of the awaiting job, when ready
+        self._masks_ready = False  # whether the last step wrote them
         self.simulator.attach(self._arrays_of_step()._asdict())
         self._snapshot = None  # taken when asked for
 
@@ -116,11 +118,17 @@ class EdgeSplitEnv(gym.Env):
             for family, group in enumerate(actions.plan_groups(app)):
                 plan_table[code, family, 0] = len(group)
                 plan_table[code, family, 1: 1 + len(group)] = simulator.plan_ids(group)
+        masks = actions.mask_tables
         return StepArrays(plan_table=plan_table, nvec=np.array(actions.space.nvec, dtype=np.int64),
                           app_index=np.array([actions.apps.index(app) for app in simulator.apps], dtype=np.int64),
                           accuracy_floor=float(self._reward_weights.accuracy_floor),
                           node_factor=observations.node_factor, observation_scalars=observations.scalars,
-                          fastest_latency_s=observations.fastest_latency_s, job_entries=observations.job_entries)
+                          fastest_latency_s=observations.fastest_latency_s, job_entries=observations.job_entries,
+                          mask_heads=masks.heads, mask_thresholds=masks.thresholds,
+                          mask_slot_min_bytes=masks.slot_min_bytes, mask_forced=masks.forced,
+                          mask_largest_slot_min_bytes=masks.largest_slot_min_bytes,
+                          mask_largest_fragment_bytes=masks.largest_fragment_bytes, mask_all_fit=masks.all_fit,
+                          masks=self._masks)
 
     # -- Gymnasium API ----------------------------------------------------------------------------
 
@@ -128,6 +136,7 @@ class EdgeSplitEnv(gym.Env):
         super().reset(seed=seed)
         job = self.simulator.reset(self.np_random)
         self._snapshot = None
+        self._masks_ready = False
         info = self._info(parts_of_totals([0.0] * len(TOTALS), self._reward_weights), False,
                           self.simulator.running_totals())
         return self.observations.build(self.simulator, job), info
@@ -149,6 +158,7 @@ class EdgeSplitEnv(gym.Env):
             if result[0] == INVALID:
                 self.actions.decode(action, simulator.awaiting_app)  # raises the ValueError that names the action
         self._snapshot = None  # taken when asked for: nothing changes until the next step
+        self._masks_ready = simulator.awaits  # the step wrote the arriving job's masks
         parts = parts_of_totals(result[3:9], self._reward_weights)
         return observation, parts.total, False, not simulator.awaits, self._info(parts, rejected, result[9:])
 
@@ -176,6 +186,8 @@ class EdgeSplitEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask for the waiting job: families, then variants, then nodes per fragment slot."""
+        if self._masks_ready:
+            return self._masks.copy()
         simulator = self.simulator
         if not simulator.awaits:
             self._waiting_job()  # raises

@@ -9,9 +9,9 @@ Action: ``MultiDiscrete([len(FAMILIES), variants, nodes, nodes, ...])`` =
 from __future__ import annotations
 
 import operator
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -218,6 +218,9 @@ class ObservationBuilder:
         return observation
 
 
+_ALL_UP = np.zeros(0, dtype=bool)
+"""``up`` of :func:`write_masks` when every node is up."""
+
 KEYED_SAMPLING_MAX_ENTRIES = 512
 """ActionTable.sample_valid: masks up to this size draw one random key per entry, larger ones draw per dimension."""
 
@@ -225,30 +228,71 @@ KEYED_SAMPLING_MAX_ENTRIES = 512
 @numba.njit(cache=True)
 def _largest_keys(keys, mask, key_rows, action):
     """Per action dimension (a row of ``key_rows``: indices into ``keys``), the position of its largest key, with
-    1 added to the keys ``mask`` allows (indices past the mask: padding, taken as they are), into ``action``."""
+    1 added to the keys ``mask`` allows (indices past the mask: padding, key -1), into ``action``."""
     for dimension in range(key_rows.shape[0]):
         best, best_key = 0, -np.inf
         for position in range(key_rows.shape[1]):
             entry = key_rows[dimension, position]
-            key = keys[entry] + mask[entry] if entry < mask.size else keys[entry]
+            key = keys[entry] + mask[entry] if entry < mask.size else -1.0
             if key > best_key:  # the first largest, as argmax
                 best, best_key = position, key
         action[dimension] = best
 
 
+@numba.njit(cache=True)
+def write_masks(app, free_memory_bytes, up, heads, thresholds, slot_min_bytes, forced, largest_slot_min_bytes,
+                largest_fragment_bytes, all_fit, out):
+    """Write the flat mask of :meth:`ActionTable.masks` for a job of app ``app`` (its index) into ``out``, from the
+    nodes' free memory and ``up`` (nonzero: up; empty: every node is up) and the table's :class:`MaskTables` (the
+    other arguments, indexed by app)."""
+    nodes, slots, head_size = free_memory_bytes.size, slot_min_bytes.shape[1], heads.shape[2]
+    if up.size == 0 and free_memory_bytes.min() >= largest_fragment_bytes[app]:
+        out[:] = all_fit[app]  # the common case: every node has room for anything
+        return
+    roomiest_node, roomiest = 0, -np.inf
+    for node in range(nodes):
+        free = free_memory_bytes[node] if up.size == 0 or up[node] else -1.0
+        if free > roomiest:  # the first largest, as argmax
+            roomiest_node, roomiest = node, free
+    level = 0  # thresholds at or below the roomiest node's free memory (they are sorted, padded with inf)
+    while level < thresholds.shape[1] and thresholds[app, level] <= roomiest:
+        level += 1
+    out[:head_size] = heads[app, level]
+    for slot in range(slots):
+        start, allowed_any = head_size + slot * nodes, False
+        for node in range(nodes):
+            free = free_memory_bytes[node] if up.size == 0 or up[node] else -1.0
+            allowed = free >= slot_min_bytes[app, slot] or forced[app, slot, node]
+            out[start + node] = allowed
+            allowed_any |= allowed
+        if not allowed_any and roomiest < largest_slot_min_bytes[app]:  # fits nowhere: offer the roomiest up node
+            out[start + roomiest_node] = True
+
+
+class MaskTables(NamedTuple):
+    """What :func:`write_masks` reads, one entry per app (padded to the largest app)."""
+
+    heads: np.ndarray  # (apps, levels, families + variants) bool: the family and variant mask per level
+    thresholds: np.ndarray  # (apps, levels - 1): sorted distinct family peaks (smallest over a family's plans of
+    #                         its largest fragment, bytes); the level is how many the roomiest node holds; inf: pad
+    slot_min_bytes: np.ndarray  # (apps, slots): smallest memory of that fragment slot over plans; inf if unused
+    forced: np.ndarray  # (apps, slots, nodes) bool: node 0 of each slot no plan of the app uses
+    largest_slot_min_bytes: np.ndarray  # (apps,): largest slot_min_bytes over used slots
+    largest_fragment_bytes: np.ndarray  # (apps,): memory of the app's largest fragment, bytes
+    all_fit: np.ndarray  # (apps, mask size) bool: the mask when every node is up with room for every fragment
+
+
 @dataclass(frozen=True)
 class _AppPlans:
-    """The plans of one app, arranged for fast masks and decoding."""
+    """The plans of one app, arranged for decoding, with its rows of the :class:`MaskTables`."""
 
     by_family: tuple[tuple[SplitPlan, ...], ...]  # plans per entry of FAMILIES
-    peak_thresholds: tuple[float, ...]  # sorted distinct family peaks (smallest over its plans of the largest fragment)
-    heads: tuple[np.ndarray, ...]  # family + variant mask when bisect_right(peak_thresholds, roomiest free bytes) = k
-    slot_min_bytes: np.ndarray  # (slots, 1): smallest memory of that fragment slot over plans; inf if unused
-    forced_nodes: np.ndarray | None  # (slots, nodes): node 0 of each slot no plan uses; None if every slot is used
-    largest_slot_min_bytes: float  # largest slot_min_bytes over used slots: below it some slot may fit nowhere
-    largest_fragment_bytes: int  # memory of the app's largest fragment: a node with that much free holds any
-    all_fit_mask: np.ndarray  # the mask when every node is up with room for every fragment
     index_of: Mapping[tuple[str, str, str], int]  # (model, family, variant) -> position within its family
+    heads: np.ndarray  # (levels, families + variants)
+    thresholds: np.ndarray  # (levels - 1,)
+    slot_min_bytes: np.ndarray  # (slots,)
+    forced: np.ndarray  # (slots, nodes)
+    all_fit: np.ndarray  # (mask size,)
 
 
 class ActionTable:
@@ -296,10 +340,9 @@ class ActionTable:
         self._dimensions = len(self._nvec)
         self._nvec_array = np.array(self._nvec)
         self._offsets = np.concatenate(([0], np.cumsum(self._nvec)[:-1])).astype(np.int32)  # dimension starts
-        # sample_valid: one key per mask entry and a last key of -1; the keys laid out as one row per action
-        # dimension, padded with that last key
-        self._keys = np.full(self._mask_size + 1, -1.0)
-        self._drawn_keys = self._keys[:-1]  # the keys drawn per call
+        # sample_valid: one key per mask entry; the keys laid out as one row per action dimension, padded with
+        # the index past the mask (key -1)
+        self._keys = np.zeros(self._mask_size)
         self._key_rows = np.full((self._dimensions, max(self._nvec)), self._mask_size)
         for row, (start, size) in enumerate(zip(self._offsets.tolist(), self._nvec)):
             self._key_rows[row, :size] = np.arange(start, start + size)
@@ -307,6 +350,24 @@ class ActionTable:
         self._apps = tuple(self._arrange(plans_by_app[app]) for app in self.apps)
         self._app_index = {app: i for i, app in enumerate(self.apps)}
         self._by_family = {app: table.by_family for app, table in zip(self.apps, self._apps)}
+        self.mask_tables = self._mask_tables()
+        """The masks' tables (:class:`MaskTables`)."""
+
+    def _mask_tables(self) -> MaskTables:
+        apps, levels = self._apps, max(len(table.heads) for table in self._apps)
+        heads = np.zeros((len(apps), levels, self._head_size), dtype=bool)
+        thresholds = np.full((len(apps), levels - 1), np.inf)
+        for index, table in enumerate(apps):
+            heads[index, : len(table.heads)] = table.heads
+            thresholds[index, : table.thresholds.size] = table.thresholds
+        slot_min = np.array([table.slot_min_bytes for table in apps])
+        return MaskTables(heads=heads, thresholds=thresholds, slot_min_bytes=slot_min,
+                          forced=np.array([table.forced for table in apps]),
+                          largest_slot_min_bytes=np.where(np.isinf(slot_min), -np.inf, slot_min).max(axis=1),
+                          largest_fragment_bytes=np.array([max(f.memory_bytes for group in table.by_family
+                                                               for p in group for f in p.fragments)
+                                                           for table in apps], dtype=float),
+                          all_fit=np.array([table.all_fit for table in apps]))
 
     def _arrange(self, plans: Sequence[SplitPlan]) -> _AppPlans:
         by_family = tuple(tuple(p for p in plans if p.family == family) for family in FAMILIES)
@@ -319,22 +380,15 @@ class ActionTable:
         for plan in plans:
             memory = np.array([f.memory_bytes for f in plan.fragments], dtype=np.float64)
             slot_min[: memory.size] = np.minimum(slot_min[: memory.size], memory)
-        unused = np.isinf(slot_min)
-        forced = None
-        if unused.any():
-            forced = np.zeros((self.fragment_slots, self.node_count), dtype=bool)
-            forced[unused, 0] = True
+        forced = np.zeros((self.fragment_slots, self.node_count), dtype=bool)
+        forced[np.isinf(slot_min), 0] = True
         index_of = {(p.model, p.family, p.variant): i for group in by_family for i, p in enumerate(group)}
         if len(index_of) != len(plans):
             raise ValueError(f"model {plans[0].model!r}: two plans share a (model, family, variant) name")
-        all_fit = np.concatenate((heads[-1], np.ones(self.fragment_slots * self.node_count, dtype=bool)))
-        if forced is not None:
-            all_fit[self._head_size:] = forced.ravel() | np.isfinite(slot_min).repeat(self.node_count)
-        return _AppPlans(by_family=by_family, peak_thresholds=thresholds, heads=heads,
-                         slot_min_bytes=slot_min[:, None], forced_nodes=forced,
-                         largest_slot_min_bytes=float(slot_min[~unused].max()),
-                         largest_fragment_bytes=max(f.memory_bytes for p in plans for f in p.fragments),
-                         all_fit_mask=all_fit, index_of=index_of)
+        all_fit = np.concatenate((heads[-1], forced.ravel() | np.isfinite(slot_min).repeat(self.node_count)))
+        return _AppPlans(by_family=by_family, index_of=index_of, heads=np.array(heads),
+                         thresholds=np.array(thresholds, dtype=float), slot_min_bytes=slot_min, forced=forced,
+                         all_fit=all_fit)
 
     def _head(self, peaks: np.ndarray, counts: np.ndarray, roomiest: float) -> np.ndarray:
         """Family and variant mask when the up node with the most free memory has ``roomiest`` bytes."""
@@ -354,20 +408,8 @@ class ActionTable:
 
         ``free_memory_bytes`` and ``up`` (bool; None: every node is up) have one entry per node.
         """
-        table = self._apps[self._app_index[app]]
-        if up is None and free_memory_bytes[free_memory_bytes.argmin()] >= table.largest_fragment_bytes:
-            return table.all_fit_mask.copy()  # the common case: every node has room for anything
-        free = free_memory_bytes if up is None else np.where(up, free_memory_bytes, -1.0)
-        roomiest_node = int(free.argmax())  # argmax and a lookup: cheaper than max() on small arrays
-        roomiest = free[roomiest_node]
         mask = np.empty(self._mask_size, dtype=bool)
-        mask[: self._head_size] = table.heads[bisect_right(table.peak_thresholds, roomiest)]
-        nodes = mask[self._head_size:].reshape(self.fragment_slots, self.node_count)
-        np.greater_equal(free, table.slot_min_bytes, out=nodes)
-        if table.forced_nodes is not None:
-            nodes |= table.forced_nodes
-        if roomiest < table.largest_slot_min_bytes:  # some slot may fit nowhere: offer the roomiest up node
-            nodes[~nodes.any(axis=1), roomiest_node] = True
+        write_masks(self._app_index[app], free_memory_bytes, _ALL_UP if up is None else up, *self.mask_tables, mask)
         return mask
 
     def sample_valid(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -380,7 +422,7 @@ class ActionTable:
         gives every allowed value the chance ``1/n + (1 - a/n) / a = 1/a`` (``a`` allowed of ``n``).
         """
         if mask.size <= KEYED_SAMPLING_MAX_ENTRIES:
-            rng.random(out=self._drawn_keys)
+            rng.random(out=self._keys)
             action = np.empty(self._dimensions, dtype=np.int64)
             # allowed values draw from [1, 2), the others from [0, 1): the largest is uniform among the allowed ones
             _largest_keys(self._keys, mask, self._key_rows, action)

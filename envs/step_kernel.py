@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from envs.observation import write_job_entries, write_observation
+from envs.observation import write_job_entries, write_masks, write_observation
 from envs.reward import TOTALS, add_outcome
 from envs.sim.compiled_step import (ADVANCE, INVALID, NEEDS_ROOM, SUBMIT, advance_to, has_room, reject_current,
                                     submit_current)
@@ -26,7 +26,7 @@ from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FINISH
 from envs.sim.schedule import DONE
 from envs.sim.types import (JOB_APP, JOB_DEADLINE_S, JOB_INPUT_BYTES, JOB_ITEMS, JOB_ITERATIONS,
                             JOB_TRAINING)
-from envs.sim.world import FRAGMENTS
+from envs.sim.world import FRAGMENTS, FREE_MEMORY_ROW, UP_ROW
 
 _FINISHED, _REASON, _MET, _ACCURACY, _ENERGY_J = (OUTCOME_FIELDS.index(name) for name in (
     "finished", "reason", "met_deadline", "accuracy", "energy_j"))
@@ -46,6 +46,14 @@ class StepArrays(NamedTuple):
     observation_scalars: np.ndarray  # ObservationBuilder.scalars
     fastest_latency_s: np.ndarray  # ObservationBuilder.fastest_latency_s
     job_entries: np.ndarray  # ObservationBuilder.job_entries (scratch)
+    mask_heads: np.ndarray  # ActionTable.mask_tables, field by field
+    mask_thresholds: np.ndarray
+    mask_slot_min_bytes: np.ndarray
+    mask_forced: np.ndarray
+    mask_largest_slot_min_bytes: np.ndarray
+    mask_largest_fragment_bytes: np.ndarray
+    mask_all_fit: np.ndarray
+    masks: np.ndarray  # bool: the action masks of the job that arrived (written)
 
 
 @numba.njit(cache=True)
@@ -53,7 +61,8 @@ def step_kernel(world, phase, reach, job_row, time_s, action, out):
     """One environment step on ``world`` (see :meth:`~envs.sim.engine.ClusterSimulator.step_compiled` for the first
     five arguments), the environment's :class:`StepArrays` attached: with ``SUBMIT``, run the awaiting job as
     ``action`` says (a family without plans for its app: rejected; the variant taken modulo the family's plan
-    count); with ``ADVANCE``, move to the next arrival and write the observation into ``out``.
+    count); with ``ADVANCE``, move to the next arrival and write the observation into ``out`` and, when a job
+    arrived, its action masks into ``world.masks``.
 
     Returns ``(status, plan, rejected, *totals, *running)``: ``INVALID`` if ``action`` is outside the action space;
     the reward totals (:data:`~envs.reward.TOTALS`) of the outcomes resolved since ``SUBMIT``; and the running
@@ -90,6 +99,12 @@ def step_kernel(world, phase, reach, job_row, time_s, action, out):
         else:
             write_job_entries(world.job_entries, -1, 0.0, 1.0, 0.0, 1.0, 0.0, world.fastest_latency_s, scalars)
         write_observation(world.state, world.clock[TIME_S], world.node_factor, scalars, world.job_entries, out)
+        if job_row >= 0:
+            up = world.state[UP_ROW]
+            write_masks(world.app_index[int(current[JOB_APP])], world.state[FREE_MEMORY_ROW],
+                        up if world.change_count.size > 0 else up[:0], world.mask_heads, world.mask_thresholds,
+                        world.mask_slot_min_bytes, world.mask_forced, world.mask_largest_slot_min_bytes,
+                        world.mask_largest_fragment_bytes, world.mask_all_fit, world.masks)
     totals = np.zeros(len(TOTALS))
     resolved = world.resolved
     for row in range(tallies[RESOLVED]):

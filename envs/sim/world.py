@@ -38,16 +38,21 @@ WORLD_FIELDS = (
 )
 """Fields of a :class:`World` that hold the simulator's arrays."""
 
-COMPANION_FIELDS = ("plan_table", "nvec", "app_index", "accuracy_floor", "node_factor", "observation_scalars",
-                    "fastest_latency_s", "job_entries")
-"""Fields of a :class:`World` that the code on top of the simulator fills (``ClusterSimulator.attach``): the
-environment's action table, reward floor and observation constants (:class:`envs.step_kernel.StepArrays`).  A
-bare simulator's world has them empty, of the same types, so compiled code is compiled once for both."""
-
+_NO_FLAGS = np.zeros(0, dtype=bool)
 EMPTY_COMPANION = {"plan_table": np.zeros((0, 0, 0), dtype=np.int64), "nvec": np.zeros(0, dtype=np.int64),
                    "app_index": np.zeros(0, dtype=np.int64), "accuracy_floor": 0.0, "node_factor": np.zeros(0),
-                   "observation_scalars": np.zeros(0), "fastest_latency_s": np.zeros(0), "job_entries": np.zeros(0)}
-"""The companion fields of a bare simulator."""
+                   "observation_scalars": np.zeros(0), "fastest_latency_s": np.zeros(0), "job_entries": np.zeros(0),
+                   "mask_heads": np.zeros((0, 0, 0), dtype=bool), "mask_thresholds": np.zeros((0, 0)),
+                   "mask_slot_min_bytes": np.zeros((0, 0)), "mask_forced": np.zeros((0, 0, 0), dtype=bool),
+                   "mask_largest_slot_min_bytes": np.zeros(0), "mask_largest_fragment_bytes": np.zeros(0),
+                   "mask_all_fit": np.zeros((0, 0), dtype=bool), "masks": _NO_FLAGS}
+"""The companion fields of a bare simulator (:data:`COMPANION_FIELDS`)."""
+
+COMPANION_FIELDS = tuple(EMPTY_COMPANION)
+"""Fields of a :class:`World` that the code on top of the simulator fills (``ClusterSimulator.attach``): the
+environment's action table, reward floor, observation constants and action-mask tables
+(:class:`envs.step_kernel.StepArrays`).  A bare simulator's world has them empty, of the same types, so compiled
+code is compiled once for both."""
 
 PARAMS = ("step_s", "first_interval", "interval_s", "max_retries", "constant_power_w", "node_count")
 """Entries of ``World.params``: the bandwidth step (s), the background table's first interval and interval length
