@@ -66,8 +66,9 @@ class BackgroundLoad:
         self.constant_power_w: float | None = None
         """``constant`` process: watts the whole cluster draws at its background load; else None."""
 
-    def reset(self, rng: np.random.Generator) -> None:
-        """Start a fresh realisation drawn from ``rng`` (used by this object only from now on)."""
+    def reset(self, rng: np.random.Generator) -> bool:
+        """Start a fresh realisation drawn from ``rng`` (used by this object only from now on); returns whether the
+        :attr:`load_table` was replaced."""
         config, nodes = self.config, self._node_count
         self._rng = rng
         spread = rng.uniform(-config.node_spread, config.node_spread, nodes)
@@ -77,11 +78,13 @@ class BackgroundLoad:
                 self._clear()
                 self._append(self._node_mean[None, :].copy())
                 self.constant_power_w = self._total_power_w[0]
-            return
+                return True
+            return False
         self._clear()
         stationary_std = config.ar1_noise / np.sqrt(1.0 - config.ar1_coefficient**2)
         self._ar1_state = rng.normal(0.0, 1.0, nodes) * stationary_std
         self._phase_s = rng.uniform(0.0, config.period_s, nodes)
+        return True
 
     def _clear(self) -> None:
         """No interval sampled."""

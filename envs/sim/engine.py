@@ -70,8 +70,6 @@ _TIMES = _UPLINK  # rows [0, _TIMES) hold busy-until times in the state, seconds
 
 _FAMILY_CODE = {family: code for code, family in enumerate(FAMILY_CODES)}
 
-_NO_INDEX = np.zeros(0, dtype=np.int64)
-_NO_JOBS, _NO_BANDWIDTH = np.zeros((0, len(JOB_FIELDS))), np.zeros((0, 1))
 
 PREFETCH_JOBS = 64
 """Jobs drawn ahead of time, with the link bandwidths of the steps they arrive in (one vector computation)."""
@@ -136,6 +134,11 @@ class ClusterSimulator:
         self._library = PlanLibrary()
         self._library_runs = np.zeros((0, RUN_FIELDS))  # scratch for the fragment runs of a library plan's job
         self._current = np.zeros(len(JOB_FIELDS))  # the awaiting job as JOB_FIELDS (written by advance_to)
+        # the jobs drawn ahead (the first _upcoming_count rows), the link bandwidths of the steps they arrive in (one
+        # row per step) and per job the row of its step
+        self._upcoming_table = np.zeros((PREFETCH_JOBS, len(JOB_FIELDS)))
+        self._upcoming_bandwidth = np.zeros((PREFETCH_JOBS, 2 * self.node_count))
+        self._upcoming_rows = np.zeros(PREFETCH_JOBS, dtype=np.int64)
         stream_count = len(STREAMS) - (config.workload.training is None)
         self._streams = [np.random.Generator(np.random.PCG64(0)) for _ in range(stream_count)]
         self._bind_views()
@@ -202,7 +205,7 @@ class ClusterSimulator:
         self._jobs = JobStream(workload, horizon_s, workload_rng)
         if training_rng:
             self._jobs = MergedJobStream(self._apps, self._jobs, TrainingJobStream(workload, horizon_s, training_rng[0]))
-        self._background.reset(background_rng)
+        replaced = self._background.reset(background_rng) or self._failures is not None  # an array of the world
         self._constant_power_w = self._background.constant_power_w  # None unless the load is constant
         if self._failures is not None:
             self._failures.reset(failure_rng)
@@ -213,18 +216,16 @@ class ClusterSimulator:
         self._params[CONSTANT_POWER_W] = math.nan if self._constant_power_w is None else self._constant_power_w
         self._simple = self._constant_power_w is not None and self._failures is None and training_rng == []
         """Whether a step is one compiled call (:meth:`step_compiled`): nothing of the advance is left to Python."""
-        self._world.stale()
+        if replaced:
+            self._world.stale()
         state = self._state
         state.fill(0.0)
         state[_FREE_MEMORY] = self._usable_memory_bytes
         state[_UP] = 1.0
         state[_BACKGROUND] = self._background.utilisation_vector(0.0)
         self._background_interval = 0  # background interval the state's row holds
-        self._upcoming_table = _NO_JOBS  # jobs drawn ahead, rows of JOB_FIELDS
         self._upcoming_count = 0
         self._arrivals_s: list[float] = []  # their arrival times
-        self._upcoming_rows = _NO_INDEX  # per upcoming job: the row of _upcoming_bandwidth of its arrival
-        self._upcoming_bandwidth = _NO_BANDWIDTH  # link bandwidths, one row per step
         self._next_upcoming = 0
         self._bandwidth_stale = True  # the state's bandwidth rows are not those of now (computed when asked for)
         self._continuations: list[tuple[float, int, _TrainingRun]] = []  # heap of (start_s, job_id, run)
@@ -274,17 +275,20 @@ class ClusterSimulator:
         """Draw the next jobs of the (action-independent) workload and the link bandwidths of the steps they
         arrive in: one vector computation for many arrivals."""
         table = self._jobs.next_table(PREFETCH_JOBS)
-        self._upcoming_table, self._upcoming_count, self._next_upcoming = table, len(table), 0
-        if len(table):
+        count = self._upcoming_count = len(table)
+        self._next_upcoming = 0
+        if count:  # into the arrays of fixed size the world refers to
+            self._upcoming_table[:count] = table
             arrivals_s = table[:, JOB_ARRIVAL_S]
             self._arrivals_s = arrivals_s.tolist()
             steps = (arrivals_s / self._network.step_s).astype(np.int64)  # arrivals are in time order
-            new_step = np.empty(len(table), dtype=bool)
+            new_step = np.empty(count, dtype=bool)
             new_step[0] = True
             np.not_equal(steps[1:], steps[:-1], out=new_step[1:])
-            self._upcoming_bandwidth = self._network.bandwidth_mbps(arrivals_s[new_step])  # one row per step
-            self._upcoming_rows = np.cumsum(new_step) - 1  # per job: the row of its step
-            self._world.stale()
+            bandwidth = self._network.bandwidth_mbps(arrivals_s[new_step])  # one row per step
+            self._upcoming_bandwidth[: len(bandwidth)] = bandwidth
+            np.cumsum(new_step, out=self._upcoming_rows[:count])
+            self._upcoming_rows[:count] -= 1  # per job: the row of its step
 
     def _before_advance(self, time_s: float) -> None:
         """What a move of the clock to ``time_s`` (seconds) needs before the compiled part (:func:`advance_to`):
