@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 CASES = {
+    "splitplace": ("splitplace", {}),  # one compiled call per step
     "splitplace-retries": ("splitplace", {"failures": {"enabled": True, "mtbf_s": 300.0, "mttr_s": 30.0,
                                                        "policy": "retry", "max_retries": 2}}),
     "splitplace-failures": ("splitplace", {"failures": {"enabled": True, "mtbf_s": 600.0, "mttr_s": 60.0}}),
