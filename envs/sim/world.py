@@ -86,13 +86,20 @@ class World(structref.StructRefProxy):
 structref.define_proxy(World, WorldType, list(WORLD_FIELDS + COMPANION_FIELDS))
 
 
+@numba.njit(cache=True)
+def _new_world(fields):
+    """A world of ``fields`` (a tuple in field order), built by compiled code that is cached (``World(...)`` from
+    Python would compile its constructor again in every process)."""
+    return World(*fields)
+
+
 def make_world(arrays: dict) -> World:
     """A world referring to ``arrays`` (one per name of :data:`WORLD_FIELDS` and :data:`COMPANION_FIELDS`); with
     ``NUMBA_DISABLE_JIT=1`` (the compiled functions run as plain Python) a plain namespace of them."""
     fields = WORLD_FIELDS + COMPANION_FIELDS
     if numba.config.DISABLE_JIT:
         return SimpleNamespace(**{name: arrays[name] for name in fields})
-    return World(*(arrays[name] for name in fields))
+    return _new_world(tuple(arrays[name] for name in fields))
 
 
 class WorldKeeper:
