@@ -44,16 +44,16 @@ from envs.cluster.failures import FailureProcess
 from envs.cluster.network import Network
 from envs.dnn.plan import Fragment, SplitPlan
 from envs.sim.compiled_plan import ALL_ITEMS, RUN_FIELDS, CompiledPlan
-from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FAMILY_CODES, FINISHED, FINISHED_JOBS,
-                               INFEASIBLE_JOBS, JOB_ENERGY_J, NODE_FAILURE, RESOLVED, TIME_S, OutcomeTable, file_outcome,
-                               resolve_infeasible)
-from envs.sim.schedule import DONE, NO_FAILURES, Scheduler
-from envs.sim.types import (JOB_APP, JOB_ARRIVAL_S, JOB_FIELDS, JOB_ITEMS, NODE_VALUES, ClusterSnapshot, Job, JobOutcome,
-                            SimulatorConfig, job_of_row)
 from envs.sim.compiled_step import ADVANCE, INVALID, NEEDS_EXITS, NEEDS_ROOM, SUBMIT, advance_to
+from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FAMILY_CODES, FINISHED, FINISHED_JOBS,
+                               INFEASIBLE_JOBS, JOB_ENERGY_J, NODE_FAILURE, RESOLVED, TIME_S, OutcomeTable,
+                               file_outcome, resolve_infeasible)
 from envs.sim.plan_library import PlanLibrary
-from envs.sim.world import (COMPANION_FIELDS, CONSTANT_POWER_W, EMPTY_COMPANION, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, NODE_COUNT, PARAMS, STEP_S,
-                            WorldKeeper)
+from envs.sim.schedule import DONE, NO_FAILURES, Scheduler
+from envs.sim.types import (JOB_APP, JOB_ARRIVAL_S, JOB_FIELDS, JOB_ITEMS, NODE_VALUES, ClusterSnapshot, Job,
+                            JobOutcome, SimulatorConfig, job_of_row)
+from envs.sim.world import (COMPANION_FIELDS, CONSTANT_POWER_W, EMPTY_COMPANION, FIRST_INTERVAL, INTERVAL_S,
+                            MAX_RETRIES, PARAMS, STEP_S, WorldKeeper)
 from envs.workload.apps import JobStream
 from envs.workload.training_jobs import MergedJobStream, TrainingJobStream
 
@@ -124,7 +124,6 @@ class ClusterSimulator:
         self._params = np.zeros(len(PARAMS))
         self._params[STEP_S] = self._network.step_s
         self._params[MAX_RETRIES] = config.failures.max_retries if config.failures.policy == "retry" else 0
-        self._params[NODE_COUNT] = self.node_count
         self._seconds_per_reference_s = 1.0 / np.array([device.speed_factor for device in devices], dtype=float)
         self._companion = EMPTY_COMPANION
         self._world = WorldKeeper(self._world_arrays)
@@ -204,7 +203,8 @@ class ClusterSimulator:
         workload, horizon_s = self.config.workload, self.config.horizon_s
         self._jobs = JobStream(workload, horizon_s, workload_rng)
         if training_rng:
-            self._jobs = MergedJobStream(self._apps, self._jobs, TrainingJobStream(workload, horizon_s, training_rng[0]))
+            self._jobs = MergedJobStream(self._apps, self._jobs,
+                                         TrainingJobStream(workload, horizon_s, training_rng[0]))
         replaced = self._background.reset(background_rng) or self._failures is not None  # an array of the world
         self._constant_power_w = self._background.constant_power_w  # None unless the load is constant
         if self._failures is not None:

@@ -1,13 +1,14 @@
 """The simulator's arrays bundled into one object that compiled code takes as a single argument.
 
-Handing numba forty arrays costs about 2 us per call, a fifth of a whole step;
+Handing numba forty arrays costs about 2.3 us per call, a fifth of a whole step;
 handing it one :class:`World` (a numba ``StructRef`` holding the same arrays, not
-copies) costs a third of that.  A world only *refers* to arrays that the
-simulator's parts own (node state, link tables, background load, failure times,
-memory releases, outcomes, upcoming jobs, compiled plans): whatever compiled code
-writes through it is what the parts see, and vice versa.  When a part replaces an
-array (it grew, or sampled more), the simulator builds a new world
-(:func:`make_world`, a few microseconds).
+copies) costs about 0.6 us.  A world only *refers* to arrays that the simulator's
+parts own (node state, link tables, background load, failure times, memory
+releases, outcomes, upcoming jobs, compiled plans) and the arrays the code on top
+attached (:data:`COMPANION_FIELDS`): whatever compiled code writes through it is
+what the parts see, and vice versa.  When a part replaces an array (it grew, or
+sampled more), the simulator builds a new world (:func:`make_world`, a few
+microseconds; :class:`WorldKeeper` builds it when next asked for).
 """
 
 from __future__ import annotations
@@ -54,11 +55,10 @@ environment's action table, reward floor, observation constants and action-mask 
 (:class:`envs.step_kernel.StepArrays`).  A bare simulator's world has them empty, of the same types, so compiled
 code is compiled once for both."""
 
-PARAMS = ("step_s", "first_interval", "interval_s", "max_retries", "constant_power_w", "node_count")
+PARAMS = ("step_s", "first_interval", "interval_s", "max_retries", "constant_power_w")
 """Entries of ``World.params``: the bandwidth step (s), the background table's first interval and interval length
-(s), retries after a failure, the cluster's background draw when constant (W; NaN when it varies), the node
-count."""
-(STEP_S, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, CONSTANT_POWER_W, NODE_COUNT) = range(len(PARAMS))
+(s), retries after a failure, the cluster's background draw when constant (W; NaN when it varies)."""
+(STEP_S, FIRST_INTERVAL, INTERVAL_S, MAX_RETRIES, CONSTANT_POWER_W) = range(len(PARAMS))
 
 LAYOUT = ("index_start", "index_end", "values_start", "values_end", "finish_start", "fragments", "family", "exits")
 """Columns of ``World.library_layout``, one row per library plan: where its CompiledPlan.index and .values lie in

@@ -160,7 +160,8 @@ class JobStream:
         rows[:, JOB_ID] = np.arange(self._next_id, self._next_id + count)
         rows[:, JOB_APP] = app
         rows[:, JOB_ARRIVAL_S] = arrivals_s
-        rows[:, JOB_DEADLINE_S] = np.where(tables.stepped[app], (tables.low[app] + np.floor(spread)) * tables.steps_s[app],
+        rows[:, JOB_DEADLINE_S] = np.where(tables.stepped[app],
+                                           (tables.low[app] + np.floor(spread)) * tables.steps_s[app],
                                            tables.low[app] + spread)
         rows[:, JOB_INPUT_BYTES] = tables.input_bytes[app]
         rows[:, JOB_ORIGIN] = self._origins[self._origin_draws[start:end]]
