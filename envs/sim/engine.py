@@ -5,12 +5,18 @@ moves time to the next arrival (resolving what finished meanwhile), then
 :meth:`ClusterSimulator.submit` reserves the job's fragments and transfers at
 once (:mod:`envs.sim.schedule`) and files its outcome under the time it
 resolves.  No event loop runs per fragment.  The model and its approximations
-are described in ``docs/simulator.md``.
+are described in ``docs/simulator.md``.  The same happens in one compiled call per
+job through :meth:`ClusterSimulator.step_compiled` (what the environment's step
+uses): the per-job work is numba-compiled code on the arrays of a
+:class:`~envs.sim.world.World` (:mod:`envs.sim.compiled_step`), and Python does
+only what compiled code asks for (drawing jobs ahead, sampling more background
+load or failure times, early exits, training continuations).
 
 Conservation holds at every instant: ``arrived == finished + failed + in_flight``
 (a job rejected at submission counts as failed, reason ``"infeasible"``).
-Nothing grows with the number of finished jobs: outcomes are handed out by
-:meth:`ClusterSimulator.pop_outcomes`, totals are running sums.
+Nothing grows with the number of finished jobs: outcomes are array rows
+(:mod:`envs.sim.outcomes`) handed out by :meth:`ClusterSimulator.pop_outcomes`, totals
+are running sums.
 
 For speed, the per-node values an observation needs live in one preallocated
 ``(len(NODE_VALUES), nodes)`` array: the busy-until times of nodes and links (as
@@ -18,8 +24,9 @@ absolute times) and free memory, whose rows are the very arrays the scheduler an
 network reserve in, are kept up to date as jobs are submitted and finish; bandwidth,
 background load and node state are brought to the current time when values are asked for
 (:meth:`ClusterSimulator.synced_state`, which the observation reads).  Jobs are drawn
-:data:`PREFETCH_JOBS` at a time (the workload does not depend on the actions),
-built a batch at a time, with the link bandwidths of the steps they arrive in.
+:data:`PREFETCH_JOBS` at a time (the workload does not depend on the actions) as rows of
+:data:`~envs.sim.types.JOB_FIELDS`, with the link bandwidths of the steps they arrive in;
+a :class:`Job` is made only for the awaiting job, when asked for.
 
 Training jobs (``WorkloadConfig.training``) arrive from their own random stream
 (:mod:`envs.workload.training_jobs`) and run a training plan
@@ -69,6 +76,7 @@ when training jobs are on (the others are seeded as without them)."""
 _TIMES = _UPLINK  # rows [0, _TIMES) hold busy-until times in the state, seconds from now in node_values()
 
 _FAMILY_CODE = {family: code for code, family in enumerate(FAMILY_CODES)}
+"""Outcome family code of each split family name ("" for no plan)."""
 
 
 PREFETCH_JOBS = 64
