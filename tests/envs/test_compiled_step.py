@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import envs.sim.memory
+import envs.sim.outcomes
 from envs.dnn.plan import FAMILIES
 from envs.edge_split import EdgeSplitEnv
 from envs.reward import reward_parts
@@ -41,7 +43,19 @@ def python_step(env: EdgeSplitEnv, action: np.ndarray):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_compiled_steps_and_the_python_interface_run_the_same_episode(case):
-    scenario, config = CASES[case]
+    assert_same_episodes(*CASES[case])
+
+
+def test_arrays_that_must_grow_all_the_time_change_nothing(monkeypatch):
+    """With room for one outcome and one memory release at first, the compiled step asks for more room a dozen
+    times (the world is rebuilt each time); the episode is the same."""
+    monkeypatch.setattr(envs.sim.outcomes, "INITIAL_CAPACITY", 1)
+    monkeypatch.setattr(envs.sim.memory, "INITIAL_CAPACITY", 1)
+    assert_same_episodes("splitplace", {})
+
+
+def assert_same_episodes(scenario: str, config: dict) -> None:
+    """300 random valid steps of the compiled step and of the Python interface agree."""
     compiled, reference = EdgeSplitEnv(scenario, config), EdgeSplitEnv(scenario, config)
     compiled.reset(seed=3)
     reference.reset(seed=3)
