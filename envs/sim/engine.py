@@ -59,8 +59,9 @@ from envs.sim.plan_library import PlanLibrary
 from envs.sim.schedule import DONE, NO_FAILURES, Scheduler
 from envs.sim.types import (JOB_APP, JOB_ARRIVAL_S, JOB_FIELDS, JOB_ITEMS, NODE_VALUES, ClusterSnapshot, Job,
                             JobOutcome, SimulatorConfig, job_of_row)
-from envs.sim.world import (COMPANION_FIELDS, CONSTANT_POWER_W, EMPTY_COMPANION, FIRST_INTERVAL, INTERVAL_S,
-                            MAX_RETRIES, PARAMS, STEP_S, WorldKeeper)
+from envs.sim.world import (BACKGROUND_ROW, COMPANION_FIELDS, CONSTANT_POWER_W, DOWNLINK_BACKLOG_ROW, DOWNLINK_ROW,
+                            EMPTY_COMPANION, FIRST_INTERVAL, FREE_MEMORY_ROW, INTERVAL_S, MAX_RETRIES, PARAMS, STEP_S,
+                            UP_ROW, UPLINK_BACKLOG_ROW, UPLINK_ROW, WorldKeeper)
 from envs.workload.apps import JobStream
 from envs.workload.training_jobs import MergedJobStream, TrainingJobStream
 
@@ -71,9 +72,7 @@ STREAMS = ("workload", "background", "failures", "network", "exits", "training")
 """Independent random streams of an episode, each seeded from the generator given to ``reset``; the last only
 when training jobs are on (the others are seeded as without them)."""
 
-(_QUEUED, _UPLINK_BACKLOG, _DOWNLINK_BACKLOG, _UPLINK, _DOWNLINK, _FREE_MEMORY, _BACKGROUND, _UP) = range(
-    len(NODE_VALUES))
-_TIMES = _UPLINK  # rows [0, _TIMES) hold busy-until times in the state, seconds from now in node_values()
+_TIMES = UPLINK_ROW  # rows [0, _TIMES) hold busy-until times in the state, seconds from now in node_values()
 
 _FAMILY_CODE = {family: code for code, family in enumerate(FAMILY_CODES)}
 """Outcome family code of each split family name ("" for no plan)."""
@@ -121,7 +120,7 @@ class ClusterSimulator:
         self._state = np.zeros((len(NODE_VALUES), self.node_count))
         """The rows of node_values(), busy-until times as absolute times (see the module docstring)."""
         self._network = Network([node.link for node in config.nodes], config.bandwidth_step_s,
-                                self._state[_UPLINK_BACKLOG: _DOWNLINK_BACKLOG + 1])
+                                self._state[UPLINK_BACKLOG_ROW: DOWNLINK_BACKLOG_ROW + 1])
         self._background = BackgroundLoad(config.background, self._power, self.node_count)
         self._failures = FailureProcess(config.failures, self.node_count) if config.failures.enabled else None
         workload = config.workload
@@ -135,7 +134,7 @@ class ClusterSimulator:
         self._seconds_per_reference_s = 1.0 / np.array([device.speed_factor for device in devices], dtype=float)
         self._companion = EMPTY_COMPANION
         self._world = WorldKeeper(self._world_arrays)
-        self._scheduler = Scheduler(self._network, self._background, self._failures, self._state[_FREE_MEMORY],
+        self._scheduler = Scheduler(self._network, self._background, self._failures, self._state[FREE_MEMORY_ROW],
                                     self._world)
         self._compiled: dict[int, CompiledPlan] = {}
         self._library = PlanLibrary()
@@ -157,13 +156,13 @@ class ClusterSimulator:
         """Views of the state and scratch arrays that the hot paths write through (made once: cheaper), and the
         scheduler's free memory and the network's busy-until times as rows of the state."""
         state = self._state
-        self._scheduler.free_memory_bytes = state[_FREE_MEMORY]
-        self._network.link_busy_until_s = state[_UPLINK_BACKLOG: _DOWNLINK_BACKLOG + 1]
-        self._free_row = state[_FREE_MEMORY]
-        self._bandwidth_rows = state[_UPLINK: _DOWNLINK + 1].reshape(-1)  # a view: uplinks, then downlinks
+        self._scheduler.free_memory_bytes = state[FREE_MEMORY_ROW]
+        self._network.link_busy_until_s = state[UPLINK_BACKLOG_ROW: DOWNLINK_BACKLOG_ROW + 1]
+        self._free_row = state[FREE_MEMORY_ROW]
+        self._bandwidth_rows = state[UPLINK_ROW: DOWNLINK_ROW + 1].reshape(-1)  # a view: uplinks, then downlinks
         self._state_view = state.view()
         self._state_view.flags.writeable = False
-        self._free_memory_view = state[_FREE_MEMORY].view()
+        self._free_memory_view = state[FREE_MEMORY_ROW].view()
         self._free_memory_view.flags.writeable = False
 
     def __getstate__(self) -> dict:
@@ -228,9 +227,9 @@ class ClusterSimulator:
             self._world.stale()
         state = self._state
         state.fill(0.0)
-        state[_FREE_MEMORY] = self._usable_memory_bytes
-        state[_UP] = 1.0
-        state[_BACKGROUND] = self._background.utilisation_vector(0.0)
+        state[FREE_MEMORY_ROW] = self._usable_memory_bytes
+        state[UP_ROW] = 1.0
+        state[BACKGROUND_ROW] = self._background.utilisation_vector(0.0)
         self._background_interval = 0  # background interval the state's row holds
         self._upcoming_count = 0
         self._arrivals_s: list[float] = []  # their arrival times
@@ -580,10 +579,10 @@ class ClusterSimulator:
         if not self._background.is_constant:
             interval = int(time_s / self.config.background.interval_s)
             if interval != self._background_interval:
-                self._state[_BACKGROUND] = self._background.utilisation_vector(time_s)
+                self._state[BACKGROUND_ROW] = self._background.utilisation_vector(time_s)
                 self._background_interval = interval
         if self._failures is not None:
-            self._state[_UP] = self._failures.up_vector(time_s)
+            self._state[UP_ROW] = self._failures.up_vector(time_s)
 
     def synced_state(self) -> np.ndarray:
         """The node values now with busy-until times as absolute times (not yet seconds from now, nor floored):

@@ -37,6 +37,7 @@ the order of queries).
 from __future__ import annotations
 
 import math
+
 import numba
 import numpy as np
 
