@@ -44,6 +44,7 @@ class PlanLibrary:
         return max((compiled.fragment_count for compiled in self.compiled), default=0)
 
     def _pack(self) -> None:
+        """Lay the compiled plans out in the shared arrays (new arrays: the simulator's world must be rebuilt)."""
         compiled = self.compiled
         self.index = np.concatenate([c.index for c in compiled] or [np.zeros(0, dtype=np.int64)])
         """CompiledPlan.index of every plan, back to back."""

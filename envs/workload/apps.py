@@ -85,6 +85,7 @@ class _AppTables:
     @classmethod
     @lru_cache(maxsize=64)
     def of(cls, apps: tuple[AppConfig, ...]) -> _AppTables:
+        """The tables of ``apps`` (cached: every episode of a configuration shares them; they are not written)."""
         weights = np.array([app.weight for app in apps])
         steps = np.array([app.deadline_step_s for app in apps])
         stepped = steps > 0
