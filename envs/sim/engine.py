@@ -340,11 +340,15 @@ class ClusterSimulator:
         row = self._next_upcoming
         if self._simple and self._awaits and not submitted and row < self._upcoming_count:
             # the common case, in short: one call, and the next job is drawn already
-            result = kernel(self._world.get(), SUBMIT | ADVANCE, ALL_ITEMS, row, self._arrivals_s[row], *arguments)
-            if result[0] == DONE:
-                self._awaiting_job = None
-                self._next_upcoming = row + 1
-                return result[2], result
+            time_s = self._arrivals_s[row]
+            result = kernel(self._world.get(), SUBMIT | ADVANCE, ALL_ITEMS, row, time_s, *arguments)
+            if result[0] != DONE:
+                result = self._run_compiled(kernel, SUBMIT | ADVANCE, row, time_s, arguments, result)
+                if result[0] == INVALID:
+                    return False, result
+            self._awaiting_job = None
+            self._next_upcoming = row + 1
+            return result[2], result
         if not (submitted or self._awaits):
             raise RuntimeError("no job awaits a decision")
         row, time_s = self._peek_arrival()
