@@ -16,8 +16,8 @@ import math
 import numba
 
 from envs.sim.memory import release_due
-from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FINISHED, NODE_FAILURE, PENDING, RESOLVED, TIME_S,
-                               file_outcome, resolve_due, resolve_infeasible)
+from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, PENDING, RESOLVED, TIME_S, file_reserved, resolve_due,
+                               resolve_infeasible)
 from envs.sim.schedule import DONE, DOES_NOT_FIT, NEEDS_FAILURE_TIMES, placement_fits, reserve_job
 from envs.sim.types import (JOB_APP, JOB_ARRIVAL_S, JOB_DEADLINE_S, JOB_ID, JOB_ITEMS, JOB_ITERATIONS,
                             JOB_ORIGIN)
@@ -81,11 +81,9 @@ def submit_current(world, plan, placement, reach):
         return DONE, True
     if status != DONE:
         return status, False
-    finished = failure_s == math.inf
-    file_outcome(world.pending, world.tallies, current[JOB_ID], current[JOB_APP], layout[FAMILY], finished,
-                 FINISHED if finished else NODE_FAILURE, current[JOB_ARRIVAL_S],
-                 completion_s if finished else failure_s, current[JOB_DEADLINE_S],
-                 world.library_accuracy[plan] if finished else 0.0, energy_j)
+    file_reserved(world.pending, world.tallies, current[JOB_ID], current[JOB_APP], layout[FAMILY],
+                  current[JOB_ARRIVAL_S], current[JOB_DEADLINE_S], completion_s, failure_s, world.library_accuracy[plan],
+                  energy_j)
     return DONE, False
 
 

@@ -52,9 +52,9 @@ from envs.cluster.network import Network
 from envs.dnn.plan import Fragment, SplitPlan
 from envs.sim.compiled_plan import ALL_ITEMS, RUN_FIELDS, CompiledPlan
 from envs.sim.compiled_step import ADVANCE, INVALID, NEEDS_EXITS, NEEDS_ROOM, SUBMIT, advance_to
-from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FAMILY_CODES, FINISHED, FINISHED_JOBS,
-                               INFEASIBLE_JOBS, JOB_ENERGY_J, NODE_FAILURE, RESOLVED, TIME_S, OutcomeTable,
-                               file_outcome, resolve_infeasible)
+from envs.sim.outcomes import (ARRIVED, BACKGROUND_ENERGY_J, FAILED_JOBS, FAMILY_CODES, FINISHED_JOBS,
+                               INFEASIBLE_JOBS, JOB_ENERGY_J, RESOLVED, TIME_S, OutcomeTable, file_reserved,
+                               resolve_infeasible)
 from envs.sim.plan_library import PlanLibrary
 from envs.sim.schedule import DONE, NO_FAILURES, Scheduler
 from envs.sim.types import (JOB_APP, JOB_ARRIVAL_S, JOB_FIELDS, JOB_ITEMS, NODE_VALUES, ClusterSnapshot, Job,
@@ -483,11 +483,9 @@ class ClusterSimulator:
         node failure killed it (``math.inf``: none); ``energy_j`` joules."""
         outcomes = self._outcomes
         self._make_outcome_room()
-        finished = failure_s == math.inf
-        file_outcome(outcomes.pending, outcomes.tallies, job.job_id, self._app_code[job.app], _FAMILY_CODE[plan.family],
-                     finished, FINISHED if finished else NODE_FAILURE, job.arrival_s,
-                     completion_s if finished else failure_s, job.deadline_s, plan.accuracy if finished else 0.0,
-                     energy_j)
+        file_reserved(outcomes.pending, outcomes.tallies, job.job_id, self._app_code[job.app],
+                      _FAMILY_CODE[plan.family], job.arrival_s, job.deadline_s, completion_s, failure_s, plan.accuracy,
+                      energy_j)
 
     def _start_training(self, run: _TrainingRun) -> None:
         """Take the memory of a training job's fragments (its weights and optimizer state stay there until its

@@ -13,6 +13,8 @@ ids, codes) are exact in float64.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -84,6 +86,16 @@ def file_outcome(pending, tallies, job_id, app, family, finished, reason, arriva
         pending[child] = pending[parent]
         pending[parent] = row
         child = parent
+
+
+@numba.njit(cache=True)
+def file_reserved(pending, tallies, job_id, app, family, arrival_s, deadline_s, completion_s, failure_s, accuracy,
+                  energy_j):
+    """File the outcome of a reserved job: finished at ``completion_s`` with the plan's ``accuracy``, or, if a node
+    failure killed it (``failure_s`` < inf), failed then (see :func:`file_outcome`)."""
+    finished = failure_s == math.inf
+    file_outcome(pending, tallies, job_id, app, family, finished, FINISHED if finished else NODE_FAILURE, arrival_s,
+                 completion_s if finished else failure_s, deadline_s, accuracy if finished else 0.0, energy_j)
 
 
 @numba.njit(cache=True)
