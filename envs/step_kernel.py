@@ -78,12 +78,12 @@ def step_kernel(world, phase, reach, job_row, time_s, action, out):
         app, family = int(world.current[JOB_APP]), action[0]
         plans = plan_table[app, family, 0]
         plan = plan_table[app, family, 1 + action[1] % plans] if plans else -1
-        if not has_room(world, world.library_layout[plan, FRAGMENTS] if plans else 0):
+        fragments = world.library_layout[plan, FRAGMENTS] if plans else 0
+        if not has_room(world, fragments):
             return _refused(NEEDS_ROOM, plan)
         tallies[RESOLVED] = 0
         if plans:
-            status, rejected = submit_current(world, plan, action[2: 2 + world.library_layout[plan, FRAGMENTS]],
-                                              reach)
+            status, rejected = submit_current(world, plan, action[2: 2 + fragments], reach)
             if status != DONE:
                 return _refused(status, plan)
         else:
@@ -92,16 +92,14 @@ def step_kernel(world, phase, reach, job_row, time_s, action, out):
     if phase & ADVANCE:
         advance_to(world, time_s, job_row)
         current = world.current
-        if job_row >= 0:
-            write_job_entries(world.job_entries, world.app_index[int(current[JOB_APP])], current[JOB_DEADLINE_S],
-                              current[JOB_ITEMS], current[JOB_INPUT_BYTES], current[JOB_ITERATIONS],
-                              current[JOB_TRAINING], world.fastest_latency_s, scalars)
-        else:
-            write_job_entries(world.job_entries, -1, 0.0, 1.0, 0.0, 1.0, 0.0, world.fastest_latency_s, scalars)
+        app = world.app_index[int(current[JOB_APP])] if job_row >= 0 else -1  # -1: no job (entries 0, no masks)
+        write_job_entries(world.job_entries, app, current[JOB_DEADLINE_S], current[JOB_ITEMS],
+                          current[JOB_INPUT_BYTES], current[JOB_ITERATIONS], current[JOB_TRAINING],
+                          world.fastest_latency_s, scalars)
         write_observation(world.state, world.clock[TIME_S], world.node_factor, scalars, world.job_entries, out)
-        if job_row >= 0:
+        if app >= 0:
             up = world.state[UP_ROW]
-            write_masks(world.app_index[int(current[JOB_APP])], world.state[FREE_MEMORY_ROW],
+            write_masks(app, world.state[FREE_MEMORY_ROW],
                         up if world.change_count.size > 0 else up[:0], world.mask_heads, world.mask_thresholds,
                         world.mask_slot_min_bytes, world.mask_forced, world.mask_largest_slot_min_bytes,
                         world.mask_largest_fragment_bytes, world.mask_all_fit, world.masks)
